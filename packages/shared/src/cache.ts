@@ -1,0 +1,214 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+import type { QuestionResult } from './question.js';
+
+/** What makes two questions the same question for the cache (SPEC 6). */
+export interface CacheIdentity {
+  tenant: string;
+  collection: string;
+  question: string;
+  /** Every option that changes the answer. */
+  model: string;
+  topK: number;
+}
+
+/** A stored answer, valid while its collection version and the cache generation are current. */
+export interface CachedAnswer {
+  version: number;
+  generation: number;
+  storedAt: number;
+  result: QuestionResult;
+}
+
+/** Per-tenant cache statistics (`GET /v1/cache/stats`). */
+export interface CacheStats {
+  exact: { hits: number; misses: number; hitRate: number };
+  semantic: { hits: number; misses: number; hitRate: number };
+  hitRate: number;
+  entries: number;
+  estimatedSecondsSaved: number;
+}
+
+/**
+ * Case, width, spacing and surrounding punctuation do not change a question; everything else
+ * (inner punctuation, numbers, word order) may, so it is kept.
+ */
+export function normalizeQuestion(question: string): string {
+  return question
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .replace(/^[\s\p{P}]+|[\s\p{P}]+$/gu, '');
+}
+
+/** The cache's hash of a question's identity (normalized text, tenant, collection, options). */
+export function cacheHash(identity: CacheIdentity): string {
+  return createHash('sha256')
+    .update(
+      JSON.stringify([
+        identity.tenant,
+        identity.collection,
+        normalizeQuestion(identity.question),
+        identity.model,
+        identity.topK,
+      ]),
+    )
+    .digest('hex');
+}
+
+/** The state a cached answer is checked against: the collection's version, the cache generation. */
+export interface CacheEpoch {
+  version: number;
+  generation: number;
+}
+
+/** The Redis side of the answer cache: the exact layer, in-flight questions, statistics. */
+export interface AnswerCache {
+  /** One round trip: the current epoch and, if any, a stored answer still valid in it. */
+  lookup(identity: CacheIdentity): Promise<{ epoch: CacheEpoch; hit: CachedAnswer | undefined }>;
+  /** Stores a validated answer for its epoch, with the TTL. */
+  store(identity: CacheIdentity, epoch: CacheEpoch, result: QuestionResult): Promise<void>;
+  /**
+   * Registers a question as the one answering `identity` in `epoch`; when another already is,
+   * returns that one's id instead (the caller joins it). The registration expires after ttlMs.
+   */
+  claimInFlight(
+    identity: CacheIdentity,
+    epoch: CacheEpoch,
+    questionId: string,
+    ttlMs: number,
+  ): Promise<{ key: string; owner: string }>;
+  /** Ends a registration, if it is still this question's. */
+  releaseInFlight(key: string, questionId: string): Promise<void>;
+  /** Counts a lookup; a hit also adds the time the original answer took. */
+  recordLookup(
+    tenant: string,
+    layer: 'exact' | 'semantic',
+    hit: CachedAnswer | undefined,
+  ): Promise<void>;
+  stats(tenant: string): Promise<CacheStats>;
+  /** Retires every cached answer of every tenant at once; returns how many entries there were. */
+  clear(): Promise<number>;
+}
+
+const RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** Builds the answer cache over a connection the caller owns. */
+export function createAnswerCache(
+  redis: Redis,
+  keys: Keys,
+  options: { ttlSeconds: number },
+): AnswerCache {
+  if (!('askqReleaseInFlight' in redis)) {
+    redis.defineCommand('askqReleaseInFlight', { numberOfKeys: 1, lua: RELEASE_LUA });
+  }
+  const release = (
+    redis as unknown as {
+      askqReleaseInFlight(key: string, id: string): Promise<number>;
+    }
+  ).askqReleaseInFlight.bind(redis);
+
+  const epochOf = (generation: string | null, version: string | null): CacheEpoch => ({
+    generation: Number(generation ?? 0),
+    version: Number(version ?? 0),
+  });
+
+  const liveEntries = async (tenant: string) => {
+    const index = keys.cacheIndex(tenant);
+    const [, count] = (await redis
+      .multi()
+      .zremrangebyscore(index, '-inf', Date.now())
+      .zcard(index)
+      .exec()) as [[null, number], [null, number]];
+    return count[1];
+  };
+
+  return {
+    async lookup(identity) {
+      const hash = cacheHash(identity);
+      // A pipeline, not a transaction: the keys may live on different cluster nodes.
+      const [[, generation], [, version], [, raw]] = (await redis
+        .pipeline()
+        .get(keys.cacheGeneration)
+        .hget(keys.collection(identity.tenant, identity.collection), 'version')
+        .get(keys.cacheEntry(hash))
+        .exec()) as [[null, string | null], [null, string | null], [null, string | null]];
+      const epoch = epochOf(generation, version);
+      const entry = raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
+      const valid =
+        entry && entry.version === epoch.version && entry.generation === epoch.generation;
+      return { epoch, hit: valid ? entry : undefined };
+    },
+
+    async store(identity, epoch, result) {
+      const hash = cacheHash(identity);
+      const entry: CachedAnswer = { ...epoch, storedAt: Date.now(), result };
+      await redis
+        .pipeline()
+        .set(keys.cacheEntry(hash), JSON.stringify(entry), 'EX', options.ttlSeconds)
+        .zadd(keys.cacheIndex(identity.tenant), Date.now() + options.ttlSeconds * 1_000, hash)
+        .sadd(keys.cacheTenants, identity.tenant)
+        .exec();
+    },
+
+    async claimInFlight(identity, epoch, questionId, ttlMs) {
+      const key = keys.inFlight(cacheHash(identity), epoch.version, epoch.generation);
+      const set = await redis.set(key, questionId, 'PX', ttlMs, 'NX');
+      if (set === 'OK') return { key, owner: questionId };
+      const owner = await redis.get(key);
+      // It finished between the two calls: take the slot over.
+      if (owner === null) return this.claimInFlight(identity, epoch, questionId, ttlMs);
+      return { key, owner };
+    },
+
+    async releaseInFlight(key, questionId) {
+      await release(key, questionId);
+    },
+
+    async recordLookup(tenant, layer, hit) {
+      const stats = keys.cacheStats(tenant);
+      const pipeline = redis.pipeline().hincrby(stats, `${layer}:${hit ? 'hits' : 'misses'}`, 1);
+      if (hit) pipeline.hincrby(stats, 'savedMs', Math.round(hit.result.timings.totalMs));
+      await pipeline.exec();
+    },
+
+    async stats(tenant) {
+      const [hash, entries] = await Promise.all([
+        redis.hgetall(keys.cacheStats(tenant)),
+        liveEntries(tenant),
+      ]);
+      const layer = (name: string) => {
+        const hits = Number(hash[`${name}:hits`] ?? 0);
+        const misses = Number(hash[`${name}:misses`] ?? 0);
+        return { hits, misses, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses) };
+      };
+      const exact = layer('exact');
+      const semantic = layer('semantic');
+      // A question is a miss only if both layers missed; every hit is a question answered.
+      const hits = exact.hits + semantic.hits;
+      const questions = exact.hits + exact.misses;
+      return {
+        exact,
+        semantic,
+        hitRate: questions === 0 ? 0 : hits / Math.max(questions, hits),
+        entries,
+        estimatedSecondsSaved: Number(hash.savedMs ?? 0) / 1_000,
+      };
+    },
+
+    async clear() {
+      const tenants = await redis.smembers(keys.cacheTenants);
+      const counts = await Promise.all(tenants.map(liveEntries));
+      // New generation: every stored answer (exact and semantic) stops matching at once; the
+      // entries themselves expire with their TTL.
+      const pipeline = redis.pipeline().incr(keys.cacheGeneration);
+      for (const tenant of tenants) pipeline.del(keys.cacheIndex(tenant));
+      await pipeline.exec();
+      return counts.reduce((a, b) => a + b, 0);
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { BaseConfig, ConfigError, loadConfig } from './config.js';
+
+/** Runs loadConfig and returns the ConfigError it throws. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(BaseConfig, env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('loadConfig did not throw');
+}
+
+describe('loadConfig with BaseConfig', () => {
+  it('applies the defaults to an empty environment', () => {
+    expect(loadConfig(BaseConfig, {})).toEqual({
+      LOG_LEVEL: 'info',
+      REDIS_URL: 'redis://127.0.0.1:6390',
+      REDIS_PREFIX: 'askq',
+      CHROMA_URL: 'http://127.0.0.1:8000',
+      RESULT_TTL_SECONDS: 86_400,
+      EVENT_LOG_MAX_LEN: 10_000,
+      EMBEDDINGS_API_KEY: 'not-needed',
+      EMBEDDINGS_MODEL: 'text-embedding-3-small',
+      HASH_EMBEDDER_DIMENSION: 2048,
+      CACHE_TTL_SECONDS: 900,
+      JOB_TIMEOUT_MS: 120_000,
+      SHUTDOWN_TIMEOUT_MS: 30_000,
+    });
+  });
+
+  it('treats empty strings as unset so the default applies', () => {
+    const config = loadConfig(BaseConfig, {
+      REDIS_PREFIX: '',
+      RESULT_TTL_SECONDS: '',
+      REDIS_URL: '',
+      LOG_LEVEL: '',
+    });
+    expect(config.REDIS_PREFIX).toBe('askq');
+    expect(config.RESULT_TTL_SECONDS).toBe(86_400);
+    expect(config.REDIS_URL).toBe('redis://127.0.0.1:6390');
+    expect(config.LOG_LEVEL).toBe('info');
+  });
+
+  it('coerces numeric variables and keeps the given values', () => {
+    const config = loadConfig(BaseConfig, {
+      RESULT_TTL_SECONDS: '60',
+      EVENT_LOG_MAX_LEN: '100',
+      SHUTDOWN_TIMEOUT_MS: '1500',
+      REDIS_URL: 'rediss://cache.example:6380/2',
+      REDIS_PREFIX: 'tenant_a-1',
+      LOG_LEVEL: 'debug',
+    });
+    expect(config.RESULT_TTL_SECONDS).toBe(60);
+    expect(config.EVENT_LOG_MAX_LEN).toBe(100);
+    expect(config.SHUTDOWN_TIMEOUT_MS).toBe(1500);
+    expect(config.REDIS_URL).toBe('rediss://cache.example:6380/2');
+    expect(config.REDIS_PREFIX).toBe('tenant_a-1');
+    expect(config.LOG_LEVEL).toBe('debug');
+  });
+
+  it('ignores variables the schema does not know', () => {
+    const config = loadConfig(BaseConfig, { PATH: '/usr/bin', HOME: undefined });
+    expect(config).not.toHaveProperty('PATH');
+  });
+
+  it('returns a frozen object', () => {
+    const config = loadConfig(BaseConfig, {});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(() => {
+      (config as { REDIS_PREFIX: string }).REDIS_PREFIX = 'other';
+    }).toThrow(TypeError);
+    expect(config.REDIS_PREFIX).toBe('askq');
+  });
+
+  it('lists every bad variable in one ConfigError', () => {
+    const error = configError({
+      LOG_LEVEL: 'loud',
+      RESULT_TTL_SECONDS: 'abc',
+      EVENT_LOG_MAX_LEN: '99',
+      REDIS_PREFIX: 'has space',
+      SHUTDOWN_TIMEOUT_MS: '1.5',
+    });
+    expect(error.name).toBe('ConfigError');
+    expect(error.problems).toHaveLength(5);
+    const names = error.problems.map((p) => p.split(':')[0]);
+    expect(names.sort()).toEqual([
+      'EVENT_LOG_MAX_LEN',
+      'LOG_LEVEL',
+      'REDIS_PREFIX',
+      'RESULT_TTL_SECONDS',
+      'SHUTDOWN_TIMEOUT_MS',
+    ]);
+    for (const problem of error.problems) expect(error.message).toContain(problem);
+  });
+
+  it('shows the offending value in each problem', () => {
+    const error = configError({ LOG_LEVEL: 'loud', RESULT_TTL_SECONDS: '-5' });
+    expect(error.problems.find((p) => p.startsWith('LOG_LEVEL:'))).toContain('(got "loud")');
+    expect(error.problems.find((p) => p.startsWith('RESULT_TTL_SECONDS:'))).toContain('(got "-5")');
+  });
+
+  it('rejects non-positive and non-integer numbers', () => {
+    expect(configError({ RESULT_TTL_SECONDS: '0' }).problems).toHaveLength(1);
+    expect(configError({ RESULT_TTL_SECONDS: '2.5' }).problems).toHaveLength(1);
+    expect(configError({ SHUTDOWN_TIMEOUT_MS: '-1' }).problems).toHaveLength(1);
+  });
+
+  it('rejects a REDIS_URL with another protocol', () => {
+    for (const url of ['http://127.0.0.1:6379', 'redisx://host', 'not a url']) {
+      const error = configError({ REDIS_URL: url });
+      expect(error.problems).toHaveLength(1);
+      expect(error.problems[0]).toMatch(/^REDIS_URL: /);
+    }
+  });
+
+  it('rejects a CHROMA_URL that is not http(s)', () => {
+    const error = configError({ CHROMA_URL: 'redis://127.0.0.1:8000' });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^CHROMA_URL: /);
+  });
+
+  it('works with a schema that extends BaseConfig', () => {
+    const Schema = BaseConfig.extend({ PORT: z.coerce.number().int().default(3000) });
+    const config = loadConfig(Schema, { PORT: '8080', REDIS_PREFIX: 'x' });
+    expect(config.PORT).toBe(8080);
+    expect(config.REDIS_PREFIX).toBe('x');
+    expect(config.RESULT_TTL_SECONDS).toBe(86_400);
+  });
+
+  it('never echoes the value of a secret in its error', () => {
+    const schema = BaseConfig.extend({ LLM_API_KEY: z.string().min(40) });
+    const error = (() => {
+      try {
+        loadConfig(schema, { LLM_API_KEY: 'sk-very-secret' });
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(error?.message).toContain('LLM_API_KEY');
+    expect(error?.message).not.toContain('sk-very-secret');
+  });
+});

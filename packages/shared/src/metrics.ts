@@ -1,0 +1,157 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export { Registry } from 'prom-client';
+
+/** One metrics registry per process, with Node's default metrics labelled by `service`. */
+export function createRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+// Buckets fit what they measure (BRIEF): Redis steps are milliseconds, LLM calls run to minutes.
+const QUEUE_WAIT_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+];
+const STAGE_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 240,
+];
+const QUESTION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 240, 600];
+const FIRST_TOKEN_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30];
+const HTTP_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/** Queue states reported by `askq_queue_jobs` (SPEC 4). */
+export const QUEUE_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'failed',
+  'completed',
+] as const;
+
+/** Something whose job counts can be read at scrape time (a BullMQ Queue). */
+export interface CountableQueue {
+  readonly name: string;
+  getJobCounts(...states: string[]): Promise<Record<string, number>>;
+}
+
+/** Every askq metric of SPEC 4; each process registers all of them and fills in its own. */
+export interface AskqMetrics {
+  queueWait: Histogram;
+  stageDuration: Histogram<'stage' | 'outcome'>;
+  questionDuration: Histogram<'outcome'>;
+  questions: Counter<'outcome' | 'cached'>;
+  firstToken: Histogram<'model'>;
+  tokens: Counter<'model' | 'kind'>;
+  cacheLookups: Counter<'layer' | 'result'>;
+  sseConnections: Gauge;
+  sseEventsSent: Counter;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+}
+
+/**
+ * Defines askq's metrics on a registry. `queues` are counted at scrape time (a gauge that is
+ * always current, at the cost of one Redis round trip per queue per scrape).
+ */
+export function createAskqMetrics(registry: Registry, queues: CountableQueue[] = []): AskqMetrics {
+  const registers = [registry];
+  const metrics: AskqMetrics = {
+    queueWait: new Histogram({
+      name: 'askq_queue_wait_seconds',
+      help: 'Time from enqueue to a worker starting the first attempt (retries wait on purpose).',
+      buckets: QUEUE_WAIT_BUCKETS,
+      registers,
+    }),
+    stageDuration: new Histogram({
+      name: 'askq_stage_duration_seconds',
+      help: 'Duration of one pipeline stage of one attempt, including its event writes.',
+      labelNames: ['stage', 'outcome'],
+      buckets: STAGE_BUCKETS,
+      registers,
+    }),
+    questionDuration: new Histogram({
+      name: 'askq_question_duration_seconds',
+      help: 'Time from enqueue to the terminal event, all attempts and waits included.',
+      labelNames: ['outcome'],
+      buckets: QUESTION_BUCKETS,
+      registers,
+    }),
+    questions: new Counter({
+      name: 'askq_questions_total',
+      help: 'Questions that reached a terminal state, by outcome and whether a cache answered.',
+      labelNames: ['outcome', 'cached'],
+      registers,
+    }),
+    firstToken: new Histogram({
+      name: 'askq_llm_time_to_first_token_seconds',
+      help: 'Time from sending a generation request to its first answer token.',
+      labelNames: ['model'],
+      buckets: FIRST_TOKEN_BUCKETS,
+      registers,
+    }),
+    tokens: new Counter({
+      name: 'askq_llm_tokens_total',
+      help: 'Tokens reported by the model server (or counted by the extractive provider).',
+      labelNames: ['model', 'kind'],
+      registers,
+    }),
+    cacheLookups: new Counter({
+      name: 'askq_cache_lookups_total',
+      help: 'Answer cache lookups by layer and result.',
+      labelNames: ['layer', 'result'],
+      registers,
+    }),
+    sseConnections: new Gauge({
+      name: 'askq_sse_connections',
+      help: 'Open event-stream connections of this process.',
+      registers,
+    }),
+    sseEventsSent: new Counter({
+      name: 'askq_sse_events_sent_total',
+      help: 'Events written to event-stream clients (replayed and live; not pings).',
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: 'askq_http_request_duration_seconds',
+      help: 'HTTP request duration until the response is finished (an event stream: until it ends).',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    }),
+  };
+
+  // Series that exist before their first event, so dashboards and rates start at zero, not gaps.
+  for (const outcome of ['completed', 'failed', 'cancelled']) {
+    for (const cached of ['true', 'false']) metrics.questions.labels(outcome, cached).inc(0);
+  }
+  for (const layer of ['exact', 'semantic']) {
+    for (const result of ['hit', 'miss']) metrics.cacheLookups.labels(layer, result).inc(0);
+  }
+
+  if (queues.length > 0) {
+    new Gauge({
+      name: 'askq_queue_jobs',
+      help: 'Jobs per BullMQ queue and state, read from Redis at scrape time.',
+      labelNames: ['queue', 'state'],
+      registers,
+      async collect() {
+        try {
+          const counts = await Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_STATES)));
+          counts.forEach((count, i) => {
+            for (const state of QUEUE_STATES) {
+              this.set({ queue: queues[i]!.name, state }, count[state] ?? 0);
+            }
+          });
+        } catch {
+          // Redis is unreachable: report no counts rather than stale ones or a failed scrape.
+          this.reset();
+        }
+      },
+    });
+  }
+  return metrics;
+}
