@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { BaseConfig } from '@askq/shared';
+import { parseApiKeys } from './auth.js';
+
+/** Settings of an API process. */
+export const ApiConfig = BaseConfig.extend({
+  PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  /** Interval of `: ping` comments on open event streams, in milliseconds. */
+  SSE_HEARTBEAT_MS: z.coerce.number().int().positive().default(15_000),
+  /** Unsent bytes after which a slow SSE client is dropped (it resumes with Last-Event-ID). */
+  SSE_MAX_BUFFER_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  /** `tenant:key,tenant:key`; unset: auth off, every request is tenant `default`. */
+  API_KEYS: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      try {
+        parseApiKeys(value);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
+      }
+    }),
+  /** Requests per minute each tenant may make to the routes that create work (shared by all API processes). */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(120),
+  /** Questions each tenant may have queued or running at once. */
+  TENANT_MAX_INFLIGHT: z.coerce.number().int().positive().default(50),
+  /**
+   * Key for admin routes (Bull Board, cache clear). Unset: with auth off they are open (Bull Board
+   * read-only); with API_KEYS set they are closed.
+   */
+  ADMIN_API_KEY: z.string().min(16, 'at least 16 characters').optional(),
+  /** Timeout of each readiness probe of Redis and Chroma, in milliseconds. */
+  READY_TIMEOUT_MS: z.coerce.number().int().positive().default(1_000),
+});
+export type ApiConfig = z.infer<typeof ApiConfig>;

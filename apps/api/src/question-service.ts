@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  AppError,
+  JOBS,
+  TERMINAL_STATUSES,
+  toError,
+  toQuestionView,
+  type AnswerCache,
+  type TenantSlots,
+  type AskRequest,
+  type CachedAnswer,
+  type CacheIdentity,
+  type QuestionResult,
+  type AskqMetrics,
+  type EventLog,
+  type Keys,
+  type Logger,
+  type QuestionJob,
+  type QuestionRecordFields,
+  type QuestionView,
+} from '@askq/shared';
+
+/** Question ids are UUIDs; anything else cannot exist and is answered 404 without a lookup. */
+const QUESTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** How a question was taken: queued for a worker, answered from the cache, or joined to a running one. */
+export type AskOutcome = { kind: 'queued' | 'cached' | 'coalesced'; view: QuestionView };
+
+/** What the API does with questions, free of HTTP. */
+export interface QuestionService {
+  ask(tenant: string, request: AskRequest): Promise<AskOutcome>;
+  get(tenant: string, id: string): Promise<QuestionView>;
+  /** Cancels a question: `cancelled` at once when it was queued, `cancelling` when it is running. */
+  cancel(
+    tenant: string,
+    id: string,
+  ): Promise<{ view: QuestionView; outcome: 'cancelled' | 'cancelling' }>;
+}
+
+/** Builds the question service over clients the caller owns. */
+export function createQuestionService(deps: {
+  redis: Redis;
+  queue: Queue<QuestionJob>;
+  events: EventLog;
+  keys: Keys;
+  log: Logger;
+  metrics: AskqMetrics;
+  cache: AnswerCache;
+  /** How long an in-flight registration lives if its question never releases it. */
+  inFlightTtlMs: number;
+  slots: TenantSlots;
+  /** Questions a tenant may have queued or running (SPEC 7). */
+  maxInFlight: number;
+}): QuestionService {
+  const { redis, queue, events, keys, log, metrics, cache, inFlightTtlMs, slots } = deps;
+
+  const get = async (tenant: string, id: string): Promise<QuestionView> => {
+    if (!QUESTION_ID.test(id)) throw notFound(id);
+    const hash = await redis.hgetall(keys.question(id)).catch(unavailable);
+    const view = toQuestionView(id, hash);
+    // Another tenant's question is reported as missing, not forbidden: ids must not leak.
+    if (!view || hash.tenant !== tenant) throw notFound(id);
+    return view;
+  };
+
+  const enqueue = async (
+    tenant: string,
+    request: AskRequest,
+    id: string = randomUUID(),
+    inFlightKey?: string,
+  ): Promise<QuestionView> => {
+    if (!(await slots.admit(tenant, id, deps.maxInFlight).catch(unavailable))) {
+      throw new AppError(
+        'RATE_LIMITED',
+        `at most ${deps.maxInFlight} questions may be queued or running at once`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+    const enqueuedAt = Date.now();
+    const record: QuestionRecordFields = {
+      ...recordOf(tenant, request, enqueuedAt),
+      status: 'queued',
+      ...(inFlightKey ? { inFlightKey } : {}),
+    };
+    // The record and the `queued` event exist before the job, so a worker never sees a job
+    // without its record and a client can open the stream the moment it has the id. (Not sent
+    // pipelined with the add: after a SCRIPT FLUSH ioredis re-sends a refused EVALSHA behind later
+    // commands, which could land the record after the job; a worker would then skip it.)
+    await events
+      .append(
+        id,
+        { event: 'status', data: { status: 'queued', attempt: 1 } },
+        { set: { ...record } },
+      )
+      .catch(unavailable);
+    const payload: QuestionJob = { id, tenant, ...request, enqueuedAt };
+    try {
+      await queue.add(JOBS.question.name, payload, { jobId: id });
+    } catch (e) {
+      // Not accepted: remove the traces so nobody waits for a question that will never run.
+      await redis.del(keys.question(id), keys.events(id)).catch(() => undefined);
+      await slots.release(tenant, id).catch(() => undefined);
+      unavailable(e);
+    }
+    log.info({ questionId: id, tenant, length: request.question.length }, 'question queued');
+    return viewOf(id, record);
+  };
+
+  /**
+   * A question answered from the exact cache still gets an id, a record and an event log (its
+   * sources, the answer as one token event, and `completed`), so GET and the stream work as for
+   * any other question.
+   */
+  const answerFromCache = async (
+    tenant: string,
+    request: AskRequest,
+    hit: CachedAnswer,
+  ): Promise<QuestionView> => {
+    const started = performance.now();
+    const id = randomUUID();
+    const createdAt = Date.now();
+    const result: QuestionResult = {
+      ...hit.result,
+      cached: true,
+      // Nothing was spent on this answer.
+      usage: { promptTokens: 0, completionTokens: 0 },
+      timings: { queueMs: 0, retrievalMs: 0, generationMs: 0, validationMs: 0, totalMs: 0 },
+    };
+    const record: QuestionRecordFields = {
+      ...recordOf(tenant, request, createdAt),
+      status: 'completed',
+      startedAt: String(createdAt),
+    };
+    result.timings.totalMs = Math.round(performance.now() - started);
+    await events
+      .appendAll(id, [
+        {
+          event: { event: 'sources', data: { sources: result.sources } },
+          options: { set: { ...record, status: 'active' } },
+        },
+        { event: { event: 'token', data: { text: result.answer, attempt: 1 } } },
+        {
+          event: { event: 'completed', data: { result } },
+          options: {
+            set: { status: 'completed', finishedAt: Date.now(), result: JSON.stringify(result) },
+          },
+        },
+      ])
+      .catch(unavailable);
+    metrics.questions.labels('completed', 'true').inc();
+    metrics.questionDuration.labels('completed').observe(result.timings.totalMs / 1_000);
+    log.info({ questionId: id, tenant, cached: 'exact' }, 'question answered from cache');
+    return { ...viewOf(id, record), finishedAt: new Date().toISOString(), result };
+  };
+
+  return {
+    async ask(tenant, request) {
+      const identity: CacheIdentity = { tenant, ...request };
+      if (!request.cache) return { kind: 'queued', view: await enqueue(tenant, request) };
+
+      const { epoch, hit } = await cache.lookup(identity).catch(unavailable);
+      metrics.cacheLookups.labels('exact', hit ? 'hit' : 'miss').inc();
+      cache
+        .recordLookup(tenant, 'exact', hit)
+        .catch((e: unknown) => log.warn({ err: toError(e) }, 'cache stats not recorded'));
+      if (hit) return { kind: 'cached', view: await answerFromCache(tenant, request, hit) };
+
+      // The same question already running (same epoch, so the same documents): join it.
+      const id = randomUUID();
+      const claim = await cache
+        .claimInFlight(identity, epoch, id, inFlightTtlMs)
+        .catch(unavailable);
+      if (claim.owner !== id) {
+        const running = await get(tenant, claim.owner).catch(() => undefined);
+        if (running && !TERMINAL_STATUSES.has(running.status)) {
+          log.info({ questionId: claim.owner, tenant }, 'question joined one in flight');
+          return { kind: 'coalesced', view: running };
+        }
+        // A stale registration (its question finished without releasing it): take it over.
+        await redis.set(claim.key, id, 'PX', inFlightTtlMs).catch(unavailable);
+      }
+      try {
+        return { kind: 'queued', view: await enqueue(tenant, request, id, claim.key) };
+      } catch (e) {
+        await cache.releaseInFlight(claim.key, id).catch(() => undefined);
+        throw e;
+      }
+    },
+
+    get,
+
+    async cancel(tenant, id) {
+      const view = await get(tenant, id);
+      if (TERMINAL_STATUSES.has(view.status)) {
+        throw new AppError('CONFLICT', `question ${id} is already ${view.status}`);
+      }
+      const job = await queue.getJob(id).catch(unavailable);
+      const state = job ? await job.getState().catch(unavailable) : 'unknown';
+      if (
+        job &&
+        ['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children'].includes(state)
+      ) {
+        try {
+          // remove() refuses a job that a worker has just locked; then it is active after all.
+          await job.remove();
+          const finishedAt = Date.now();
+          const appended = await events.append(
+            id,
+            { event: 'cancelled', data: {} },
+            { set: { status: 'cancelled', finishedAt } },
+          );
+          // Workers count the questions they finish; a question cancelled in the queue is ours.
+          if (appended !== null) {
+            const { inFlightKey } = await redis.hgetall(keys.question(id));
+            if (inFlightKey) await cache.releaseInFlight(inFlightKey, id);
+            await slots.release(tenant, id);
+            metrics.questions.labels('cancelled', 'false').inc();
+            metrics.questionDuration
+              .labels('cancelled')
+              .observe((finishedAt - Date.parse(view.createdAt)) / 1_000);
+          }
+          return { view: await get(tenant, id), outcome: 'cancelled' };
+        } catch (e) {
+          log.debug({ err: toError(e), questionId: id }, 'queued job could not be removed');
+        }
+      }
+      // Only the process holding the job can abort it, and we do not know which one: broadcast.
+      // The flag is the durable half: if the broadcast is missed, the worker's next event append
+      // is refused and it stops there (within a token batch).
+      await redis
+        .multi()
+        .hset(keys.question(id), 'cancelRequested', '1')
+        .publish(keys.cancelChannel, id)
+        .exec()
+        .catch(unavailable);
+      log.info({ questionId: id, state }, 'cancel requested');
+      return { view: await get(tenant, id), outcome: 'cancelling' };
+    },
+  };
+}
+
+/** The fields every new question record starts with. */
+function recordOf(tenant: string, request: AskRequest, createdAt: number) {
+  return {
+    tenant,
+    question: request.question,
+    collection: request.collection,
+    model: request.model,
+    topK: String(request.topK),
+    cache: String(request.cache),
+    createdAt: String(createdAt),
+    attempts: '0',
+  };
+}
+
+function viewOf(id: string, record: QuestionRecordFields): QuestionView {
+  const view = toQuestionView(id, record);
+  if (!view) throw new AppError('INTERNAL', 'question record is incomplete');
+  return view;
+}
+
+function notFound(id: string): AppError {
+  return new AppError('NOT_FOUND', `question ${id} not found`);
+}
+
+/** Maps a Redis failure to 503 UNAVAILABLE; AppErrors pass through. */
+export function unavailable(e: unknown): never {
+  if (e instanceof AppError) throw e;
+  throw new AppError('UNAVAILABLE', 'the queue is unavailable, try again shortly', {
+    cause: e,
+    retryAfterSeconds: 1,
+  });
+}

@@ -1,0 +1,158 @@
+import { Router, type Request, type Response } from 'express';
+import {
+  AppError,
+  compareEventIds,
+  isEventId,
+  TERMINAL_EVENTS,
+  TERMINAL_STATUSES,
+  toError,
+  type AskqMetrics,
+  type EventLog,
+  type LoggedEvent,
+  type Logger,
+} from '@askq/shared';
+import type { EventHub } from '../event-hub.js';
+import type { QuestionService } from '../question-service.js';
+import { formatSseFrame, sseFrameBytes, writeSseHead, type SseRegistry } from '../sse.js';
+
+/** Options of the event stream route. */
+export interface EventStreamOptions {
+  heartbeatMs: number;
+  maxBufferBytes: number;
+  /** Sent once as `retry:` so browsers reconnect after this many milliseconds. */
+  retryMs: number;
+}
+
+/** `GET /v1/questions/{id}/events`: the question's event log, replayed and then live (SPEC 3). */
+export function eventRoutes(deps: {
+  questions: QuestionService;
+  events: EventLog;
+  hub: EventHub;
+  streams: SseRegistry;
+  log: Logger;
+  metrics: AskqMetrics;
+  options: EventStreamOptions;
+}): Router {
+  const router = Router();
+
+  router.get('/v1/questions/:id/events', async (req, res) => {
+    const id = req.params.id;
+    const view = await deps.questions.get(res.locals.tenant as string, id);
+    const after = lastEventId(req);
+
+    if (TERMINAL_STATUSES.has(view.status)) {
+      const backlog = await deps.events.read(id, after);
+      // Nothing left after the terminal event: 204 tells EventSource to stop reconnecting.
+      if (backlog.length === 0) {
+        res.status(204).end();
+        return;
+      }
+      writeSseHead(res, deps.options.retryMs);
+      res.end(backlog.map(formatSseFrame).join(''));
+      deps.metrics.sseEventsSent.inc(backlog.length);
+      return;
+    }
+    await streamLive(id, after, res, deps);
+  });
+
+  return router;
+}
+
+function lastEventId(req: Request): string | undefined {
+  // Browsers send the header only on their own reconnects; `?lastEventId=` serves manual resumes.
+  const value = req.get('last-event-id') ?? req.query.lastEventId;
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || !isEventId(value)) {
+    throw new AppError(
+      'INVALID_REQUEST',
+      'Last-Event-ID must be an event id such as 1700000000000-0',
+    );
+  }
+  return value;
+}
+
+/**
+ * Subscribes before replaying so nothing published in between is lost; events that arrive while
+ * the backlog is read wait in `pending`, and any id at or before the last one sent is dropped.
+ */
+async function streamLive(
+  id: string,
+  after: string | undefined,
+  res: Response,
+  deps: Parameters<typeof eventRoutes>[0],
+): Promise<void> {
+  let lastSent = after;
+  let catchingUp = true;
+  let closed = false;
+  let pending: LoggedEvent[] = [];
+
+  /** Writes the events not sent yet in one write; ends the stream after a terminal event. */
+  const deliver = (events: LoggedEvent[]) => {
+    if (closed) return;
+    const frames: Buffer[] = [];
+    let terminal = false;
+    for (const event of events) {
+      if (lastSent !== undefined && compareEventIds(event.id, lastSent) <= 0) continue;
+      lastSent = event.id;
+      frames.push(sseFrameBytes(event));
+      if (TERMINAL_EVENTS.has(event.event)) {
+        terminal = true;
+        break;
+      }
+    }
+    if (frames.length === 0) return;
+    const flushed = res.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    deps.metrics.sseEventsSent.inc(frames.length);
+    if (terminal) {
+      finish();
+      res.end();
+    } else if (!flushed && res.writableLength > deps.options.maxBufferBytes) {
+      // A client that cannot keep up is dropped; it resumes from its Last-Event-ID.
+      deps.log.warn({ questionId: id, buffered: res.writableLength }, 'dropping slow SSE client');
+      finish();
+      res.destroy();
+    }
+  };
+
+  const catchUp = async () => {
+    catchingUp = true;
+    try {
+      deliver(await deps.events.read(id, lastSent));
+    } catch (e) {
+      deps.log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
+      finish();
+      res.end();
+      return;
+    }
+    catchingUp = false;
+    const queued = pending;
+    pending = [];
+    deliver(queued);
+  };
+
+  const unsubscribe = await deps.hub.subscribe(id, {
+    onEvents: (events) => (catchingUp ? pending.push(...events) : deliver(events)),
+    onResync: () => void catchUp(),
+  });
+
+  const heartbeat = setInterval(() => res.write(': ping\n\n'), deps.options.heartbeatMs);
+  heartbeat.unref();
+  function finish() {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+    if (deps.streams.delete(res)) deps.metrics.sseConnections.dec();
+  }
+  res.on('close', finish);
+  // The client may have gone while we waited for the subscription; 'close' will not fire again.
+  if (res.closed) {
+    finish();
+    return;
+  }
+  deps.streams.add(res);
+  deps.metrics.sseConnections.inc();
+
+  writeSseHead(res, deps.options.retryMs);
+  await catchUp();
+}

@@ -1,0 +1,170 @@
+import { once } from 'node:events';
+import { Queue } from 'bullmq';
+import {
+  createAnswerCache,
+  createTenantSlots,
+  createAskqMetrics,
+  createCollectionRegistry,
+  createEventLog,
+  embedderName,
+  createKeys,
+  openRedis,
+  createRegistry,
+  createShutdown,
+  JOBS,
+  redactUrl,
+  toError,
+  waitForRedis,
+  type Logger,
+  type IngestJob,
+  type QuestionJob,
+} from '@askq/shared';
+import { createApp } from './app.js';
+import { parseApiKeys } from './auth.js';
+import { createOpenApiDocument } from './openapi.js';
+import { createIdempotency } from './idempotency.js';
+import { rateLimit } from './limits.js';
+import { adminRoutes } from './routes/admin.js';
+import type { ApiConfig } from './config.js';
+import { createDocumentService } from './document-service.js';
+import { createEventHub } from './event-hub.js';
+import { createQuestionService } from './question-service.js';
+import { createSseRegistry } from './sse.js';
+
+/** A running API process. */
+export interface RunningApi {
+  readonly port: number;
+  /** Graceful stop: end streams, close the server, then Redis; idempotent. */
+  stop(reason: string): Promise<boolean>;
+}
+
+/** The composition root of the API: config -> clients -> app -> listen, closers registered. */
+export async function startApi(config: ApiConfig, log: Logger): Promise<RunningApi> {
+  const apiKeys = parseApiKeys(config.API_KEYS);
+  const shutdown = createShutdown({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  const keys = createKeys(config.REDIS_PREFIX);
+
+  const redis = openRedis(config.REDIS_URL, 'api', 'askq-api', { log, shutdown });
+  const subscriber = openRedis(config.REDIS_URL, 'subscriber', 'askq-api-events', {
+    log,
+    shutdown,
+  });
+
+  // With the offline queue off, add() fails at once while Redis is down (BRIEF): that needs
+  // skipWaitingForReady, and skipVersionCheck, whose INFO would otherwise fail once at start-up
+  // before the connection is ready and leave the queue unusable.
+  const openQueue = <T>(job: (typeof JOBS)[keyof typeof JOBS]) => {
+    const queue = new Queue<T>(job.queue, {
+      connection: redis,
+      prefix: keys.queuePrefix,
+      skipWaitingForReady: true,
+      skipVersionCheck: true,
+      defaultJobOptions: job.options,
+    });
+    queue.on('error', (e: unknown) =>
+      log.warn({ err: toError(e), queue: job.queue }, 'queue error'),
+    );
+    shutdown.add(`${job.queue} queue`, () => queue.close());
+    return queue;
+  };
+  const queue = openQueue<QuestionJob>(JOBS.question);
+  const ingestQueue = openQueue<IngestJob>(JOBS.ingest);
+
+  const registry = createRegistry('api');
+  const metrics = createAskqMetrics(registry, [queue, ingestQueue]);
+  // A question older than twice its time limit cannot still be running: its slot is stale.
+  const slots = createTenantSlots(redis, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS });
+  const answerCache = createAnswerCache(redis, keys, { ttlSeconds: config.CACHE_TTL_SECONDS });
+  const events = createEventLog(redis, keys, {
+    maxLen: config.EVENT_LOG_MAX_LEN,
+    ttlSeconds: config.RESULT_TTL_SECONDS,
+  });
+  const streams = createSseRegistry();
+  const app = createApp({
+    log,
+    questions: createQuestionService({
+      redis,
+      queue,
+      events,
+      keys,
+      log,
+      metrics,
+      cache: answerCache,
+      // Past this a registration is ignored even if its question never released it.
+      inFlightTtlMs: 10 * 60_000,
+      slots,
+      maxInFlight: config.TENANT_MAX_INFLIGHT,
+    }),
+    rateLimit: rateLimit({
+      redis,
+      prefix: keys.rateLimitPrefix,
+      perMinute: config.RATE_LIMIT_PER_MINUTE,
+    }),
+    idempotency: createIdempotency(redis, keys, { ttlSeconds: 86_400 }),
+    cache: answerCache,
+    documents: createDocumentService({
+      redis,
+      queue: ingestQueue,
+      registry: createCollectionRegistry(redis, keys),
+      keys,
+      log,
+      embedder: embedderName(config),
+    }),
+    events,
+    hub: createEventHub(subscriber, keys, log),
+    streams,
+    registry,
+    metrics,
+    apiKeys,
+    openapi: createOpenApiDocument({ version: '0.1.0' }),
+    admin: adminRoutes({
+      queues: [queue, ingestQueue],
+      adminKey: config.ADMIN_API_KEY,
+      authOn: apiKeys.length > 0,
+    }),
+    adminKey: config.ADMIN_API_KEY,
+    readiness: {
+      redis: async () => {
+        await redis.ping();
+      },
+      chroma: async () => {
+        const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {
+          signal: AbortSignal.timeout(config.READY_TIMEOUT_MS),
+        });
+        if (!res.ok) throw new Error(`heartbeat answered ${res.status}`);
+      },
+    },
+    sse: {
+      heartbeatMs: config.SSE_HEARTBEAT_MS,
+      maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,
+      retryMs: 2_000,
+    },
+    bodyLimits: { question: '64kb', documents: '1mb' },
+  });
+
+  // Give Redis a moment so the first probes do not fail; the API still starts if it stays down
+  // (requests then answer 503 and the connection keeps retrying in the background).
+  await waitForRedis(redis, 5_000).catch((e: unknown) =>
+    log.warn({ err: toError(e) }, 'redis not reachable yet; starting anyway'),
+  );
+  const server = app.listen(config.PORT, config.HOST);
+  await once(server, 'listening');
+  // Streams end before server.close(), which would otherwise wait for them; clients resume elsewhere.
+  shutdown.add('http server', async () => {
+    streams.closeAll();
+    server.closeIdleConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  if (apiKeys.length === 0) {
+    log.warn('auth is off: API_KEYS is unset, every request is tenant "default"');
+  } else {
+    log.info({ tenants: [...new Set(apiKeys.map((k) => k.tenant))] }, 'auth is on');
+  }
+  log.info(
+    { port, redis: redactUrl(config.REDIS_URL), chroma: redactUrl(config.CHROMA_URL) },
+    'api listening',
+  );
+  return { port, stop: (reason) => shutdown.run(reason) };
+}

@@ -1,0 +1,72 @@
+import type { Response } from 'express';
+import type { LoggedEvent } from '@askq/shared';
+
+const LINE_BREAK = /[\r\n]/;
+
+/**
+ * Formats one SSE frame. `id` and `event` must not hold CR or LF (that would let a value start a
+ * forged frame); data is split into one `data:` line per line, as the SSE grammar requires.
+ */
+export function formatSseFrame(event: LoggedEvent): string {
+  if (LINE_BREAK.test(event.id) || LINE_BREAK.test(event.event)) {
+    throw new Error('SSE id and event must not contain line breaks');
+  }
+  // JSON from JSON.stringify has no raw line breaks: one data line, the common case.
+  const data = LINE_BREAK.test(event.data)
+    ? event.data
+        .split(/\r\n|\r|\n/)
+        .map((line) => `data: ${line}\n`)
+        .join('')
+    : `data: ${event.data}\n`;
+  return `id: ${event.id}\nevent: ${event.event}\n${data}\n`;
+}
+
+// A live event reaches every stream of its question as the same object: it is formatted and
+// encoded once, and the same bytes are written to every client.
+const frames = new WeakMap<LoggedEvent, Buffer>();
+
+/** The encoded frame of an event, built once per event object. */
+export function sseFrameBytes(event: LoggedEvent): Buffer {
+  let frame = frames.get(event);
+  if (frame === undefined) {
+    frame = Buffer.from(formatSseFrame(event));
+    frames.set(event, frame);
+  }
+  return frame;
+}
+
+/** Headers of an event stream (SPEC 3); `no-transform` keeps compressing proxies from buffering. */
+export function writeSseHead(res: Response, retryMs: number): void {
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  });
+  res.write(`retry: ${retryMs}\n\n`);
+}
+
+/** The open event streams of this process, so shutdown can end them (clients resume elsewhere). */
+export interface SseRegistry {
+  add(res: Response): void;
+  /** Whether it was registered. */
+  delete(res: Response): boolean;
+  readonly size: number;
+  closeAll(): void;
+}
+
+/** Creates an empty stream registry. */
+export function createSseRegistry(): SseRegistry {
+  const open = new Set<Response>();
+  return {
+    add: (res) => void open.add(res),
+    delete: (res) => open.delete(res),
+    get size() {
+      return open.size;
+    },
+    closeAll() {
+      // Each stream's 'close' handler unregisters it (and updates the gauge).
+      for (const res of [...open]) res.end();
+    },
+  };
+}
