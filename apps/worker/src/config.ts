@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { BaseConfig } from '@askq/shared';
+
+/** Settings of a worker process. */
+export const WorkerConfig = BaseConfig.extend({
+  /** Questions one worker runs at once. */
+  WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
+  /** Port of the worker's `/metrics` and `/healthz`; 0 picks a free one. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(9464),
+  /** OpenAI-compatible base URL including `/v1`; unset means the offline `extractive` provider. */
+  LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Required by the SDK even for local servers that ignore it. */
+  LLM_API_KEY: z.string().default('not-needed'),
+  LLM_MODEL_FAST: z.string().min(1).default('gpt-4o-mini'),
+  LLM_MODEL_SMART: z.string().min(1).default('gpt-4o'),
+  /** Whole answer, per attempt, in milliseconds (the SDK timeout does not bound a stream). */
+  LLM_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  /** Longest silence between two streamed chunks, in milliseconds. */
+  LLM_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(20_000),
+  /** Pause between the offline `extractive` provider's tokens, in milliseconds (0: as fast as it can). */
+  EXTRACTIVE_TOKEN_DELAY_MS: z.coerce.number().int().min(0).max(1_000).default(0),
+  /** A job's lock, renewed every half of it while the job runs, in milliseconds. */
+  WORKER_LOCK_MS: z.coerce.number().int().min(500).default(10_000),
+  /** How often workers look for jobs whose lock lapsed (a crashed worker's), in milliseconds. */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(5_000),
+  /** Delay before a question's second attempt, doubling after, in milliseconds (with jitter). */
+  RETRY_BASE_DELAY_MS: z.coerce.number().int().min(0).default(1_000),
+  /** Longest delay between attempts, also the cap of a server's Retry-After, in milliseconds. */
+  RETRY_MAX_DELAY_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Token events are flushed at this interval in milliseconds, or at TOKEN_BATCH_MAX tokens. */
+  TOKEN_BATCH_MS: z.coerce.number().int().min(0).default(50),
+  TOKEN_BATCH_MAX: z.coerce.number().int().positive().default(32),
+  /** Longest answer that passes validation, in characters. */
+  MAX_ANSWER_CHARS: z.coerce.number().int().positive().default(8_000),
+  /** Share of the answer's content words found in the sources needed to pass (0..1). */
+  GROUNDING_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
+  /** Cosine similarity a past question needs to answer a new one from the semantic cache. */
+  SEMANTIC_CACHE_THRESHOLD: z.coerce.number().min(0).max(1).default(0.92),
+  /** Best retrieval similarity below which `auto` picks the smart model; default by embedder. */
+  ROUTE_WEAK_SCORE: z.coerce.number().min(0).max(1).optional(),
+  /** `strict` fails a question whose answer fails validation; `lenient` completes it flagged. */
+  VALIDATION_MODE: z.enum(['lenient', 'strict']).default('lenient'),
+  /** Ingestions one worker runs at once. */
+  INGEST_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  /** Texts per `/v1/embeddings` request. */
+  EMBEDDINGS_BATCH_SIZE: z.coerce.number().int().min(1).max(2_048).default(64),
+  /** Per embeddings request, in milliseconds. */
+  EMBEDDINGS_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** Retries of one embeddings request (429, 5xx, network), before the job's own attempts. */
+  EMBEDDINGS_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  /** Longest chunk, in characters. */
+  CHUNK_SIZE: z.coerce.number().int().min(100).max(20_000).default(800),
+  /** Characters of trailing sentences repeated at the start of the next chunk. */
+  CHUNK_OVERLAP: z.coerce.number().int().min(0).max(10_000).default(120),
+  /** Timeout of each Chroma call, in milliseconds (a hung server would otherwise hang the job). */
+  CHROMA_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** Folder of .md/.txt files loaded into the `default` collection when it is empty. */
+  SAMPLE_CORPUS_DIR: z.string().optional(),
+});
+export type WorkerConfig = z.infer<typeof WorkerConfig>;

@@ -1,0 +1,112 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  AppError,
+  JOBS,
+  toError,
+  type IngestionStatus,
+  type Keys,
+  type Logger,
+} from '@askq/shared';
+import {
+  deleteDocuments,
+  upsertDocuments,
+  type IngestDeps,
+  type IngestProgress,
+} from './knowledge/ingest.js';
+
+/**
+ * The BullMQ processor of the `ingest` queue: the only code that sees an ingest Job. It records
+ * progress in the ingestion's hash, which `GET /v1/ingestions/{id}` reads.
+ */
+export function createIngestProcessor(deps: {
+  redis: Redis;
+  keys: Keys;
+  log: Logger;
+  ingest: IngestDeps;
+  resultTtlSeconds: number;
+}) {
+  const { redis, keys, log } = deps;
+
+  return async function processIngestion(job: Job): Promise<{ status: IngestionStatus }> {
+    const parsed = JOBS.ingest.schema.safeParse(job.data);
+    if (!parsed.success) {
+      log.error({ jobId: job.id, issues: parsed.error.issues }, 'invalid ingest payload');
+      throw new UnrecoverableError('invalid ingest payload');
+    }
+    const payload = parsed.data;
+    const key = keys.ingestion(payload.ingestionId);
+    const ref = { tenant: payload.tenant, collection: payload.collection };
+    const record = (progress: IngestProgress) =>
+      redis.hset(key, {
+        documents: JSON.stringify(progress.documents),
+        chunksDone: progress.chunksDone,
+        chunksTotal: progress.chunksTotal,
+      });
+    const finish = async (
+      status: IngestionStatus,
+      fields: Record<string, string | number> = {},
+    ) => {
+      await redis
+        .multi()
+        .hset(key, { status, finishedAt: Date.now(), ...fields })
+        .expire(key, deps.resultTtlSeconds)
+        .exec();
+      return { status };
+    };
+
+    await redis.hset(key, { status: 'active', attempts: job.attemptsStarted });
+    try {
+      // The API accepted this for the embedder it was configured with; a worker configured
+      // otherwise must not write other vectors into the collection.
+      if (payload.embedder !== deps.ingest.embedder.name) {
+        throw new AppError(
+          'EMBEDDER_MISMATCH',
+          `the API expects ${payload.embedder} vectors but this worker embeds with ${deps.ingest.embedder.name}`,
+        );
+      }
+      if (payload.op === 'delete') {
+        const documents = await deleteDocuments(ref, payload.documents, deps.ingest);
+        const chunks = documents.reduce((sum, d) => sum + d.chunks, 0);
+        await record({ documents, chunksDone: chunks, chunksTotal: chunks });
+        log.info(
+          { ingestionId: payload.ingestionId, documents: documents.length },
+          'documents deleted',
+        );
+        return await finish('completed');
+      }
+      const progress = await upsertDocuments(ref, payload.documents, deps.ingest, async (p) => {
+        await record(p);
+      });
+      const failed = progress.documents.filter((d) => d.error).length;
+      log.info(
+        {
+          ingestionId: payload.ingestionId,
+          documents: progress.documents.length,
+          failed,
+          chunks: progress.chunksDone,
+        },
+        'ingestion finished',
+      );
+      // Completed when anything was ingested; each document's own error is in its entry.
+      return await finish(failed === progress.documents.length ? 'failed' : 'completed');
+    } catch (e) {
+      const error =
+        e instanceof AppError
+          ? e
+          : new AppError('INTERNAL', 'ingestion failed unexpectedly', { cause: toError(e) });
+      if (error.retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
+        log.warn(
+          { ingestionId: payload.ingestionId, err: error },
+          'ingestion attempt failed; retrying',
+        );
+        throw error;
+      }
+      log.warn({ ingestionId: payload.ingestionId, err: error }, 'ingestion failed');
+      await finish('failed', {
+        error: JSON.stringify({ code: error.code, message: error.message }),
+      });
+      throw new UnrecoverableError(error.message);
+    }
+  };
+}

@@ -1,0 +1,152 @@
+import { ChromaClient, ChromaNotFoundError, type Collection } from 'chromadb';
+import { AppError, type Source } from '@askq/shared';
+
+/** Which tenant's collection an operation targets. */
+export interface CollectionRef {
+  tenant: string;
+  collection: string;
+}
+
+/** One chunk of a document, ready to store. */
+export interface ChunkRecord {
+  id: string;
+  documentId: string;
+  title?: string;
+  index: number;
+  text: string;
+  embedding: number[];
+  metadata?: Record<string, string | number | boolean>;
+}
+
+/** The vector store behind retrieval, one collection per tenant and collection name. */
+export interface KnowledgeStore {
+  /** The topK most similar chunks; an unknown or empty collection gives no sources. */
+  query(ref: CollectionRef, embedding: number[], topK: number): Promise<Source[]>;
+  /** Writes a document's chunks (ids are stable, so this replaces them in place). */
+  upsert(ref: CollectionRef, embedder: string, chunks: ChunkRecord[]): Promise<void>;
+  /** Removes a document's chunks from `fromIndex` on (0: the whole document). */
+  deleteChunks(ref: CollectionRef, documentId: string, fromIndex: number): Promise<void>;
+}
+
+/** A Chroma client for a server URL such as http://127.0.0.1:8000. */
+export function chromaClientFor(serverUrl: string): ChromaClient {
+  const url = new URL(serverUrl);
+  return new ChromaClient({
+    host: url.hostname,
+    port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    ssl: url.protocol === 'https:',
+  });
+}
+
+/**
+ * A Chroma-backed store. Names are `<prefix>.<tenant>.<collection>`: tenant and collection names
+ * hold no dots, so names never collide, and deployments sharing a server stay apart by prefix.
+ * Every call has its own timeout: the client has none and a hung server would hang the job.
+ */
+export function createChromaStore(options: {
+  url: string;
+  prefix: string;
+  timeoutMs: number;
+}): KnowledgeStore {
+  const client = chromaClientFor(options.url);
+  const nameOf = (ref: CollectionRef) => `${options.prefix}.${ref.tenant}.${ref.collection}`;
+
+  const timed = async <T>(what: string, work: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`chroma ${what} timed out after ${options.timeoutMs} ms`)),
+        options.timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([work, timeout]);
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      throw new AppError('RETRIEVAL_FAILED', `the vector store failed during ${what}`, {
+        cause: e,
+        retryable: true,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const existing = async (ref: CollectionRef): Promise<Collection | undefined> => {
+    try {
+      return await client.getCollection({ name: nameOf(ref) });
+    } catch (e) {
+      if (e instanceof ChromaNotFoundError) return undefined;
+      throw e;
+    }
+  };
+
+  return {
+    query: (ref, embedding, topK) =>
+      timed(
+        'query',
+        (async () => {
+          const collection = await existing(ref);
+          if (!collection) return [];
+          const result = await collection.query({
+            queryEmbeddings: [embedding],
+            nResults: topK,
+            include: ['documents', 'metadatas', 'distances'],
+          });
+          return (result.rows()[0] ?? []).map((row): Source => {
+            const meta = row.metadata ?? {};
+            const source: Source = {
+              documentId: typeof meta.documentId === 'string' ? meta.documentId : row.id,
+              chunkId: row.id,
+              text: row.document ?? '',
+              // Cosine space: distance = 1 - cosine similarity; clients get the similarity.
+              score: Number((1 - (row.distance ?? 1)).toFixed(6)),
+            };
+            if (typeof meta.title === 'string' && meta.title) source.title = meta.title;
+            return source;
+          });
+        })(),
+      ),
+
+    upsert: (ref, embedder, chunks) =>
+      timed(
+        'upsert',
+        (async () => {
+          if (chunks.length === 0) return;
+          const collection = await client.getOrCreateCollection({
+            name: nameOf(ref),
+            embeddingFunction: null,
+            configuration: { hnsw: { space: 'cosine' } },
+            // Informational: the Redis collection registry is what refuses a mismatch.
+            metadata: { embedder },
+          });
+          await collection.upsert({
+            ids: chunks.map((c) => c.id),
+            embeddings: chunks.map((c) => c.embedding),
+            documents: chunks.map((c) => c.text),
+            metadatas: chunks.map((c) => ({
+              ...c.metadata,
+              documentId: c.documentId,
+              chunkIndex: c.index,
+              ...(c.title ? { title: c.title } : {}),
+            })),
+          });
+        })(),
+      ),
+
+    deleteChunks: (ref, documentId, fromIndex) =>
+      timed(
+        'delete',
+        (async () => {
+          const collection = await existing(ref);
+          if (!collection) return;
+          await collection.delete({
+            where:
+              fromIndex === 0
+                ? { documentId }
+                : { $and: [{ documentId }, { chunkIndex: { $gte: fromIndex } }] },
+          });
+        })(),
+      ),
+  };
+}

@@ -1,0 +1,22 @@
+import type { Route, Source } from '@askq/shared';
+
+/** What a model is asked to do. */
+export interface GenerateInput {
+  question: string;
+  sources: Source[];
+  route: Route;
+  signal: AbortSignal;
+}
+
+/** A streamed piece of a generation. */
+export type GenerationChunk =
+  | { type: 'token'; text: string }
+  | { type: 'usage'; promptTokens: number; completionTokens: number };
+
+/** Any LLM behind one streaming interface. */
+export interface ChatModel {
+  /** Model name reported in result.model for a route. */
+  modelFor(route: Route): string;
+  /** Streams the answer; ends early (without throwing) only if signal aborts — callers check signal.aborted. */
+  stream(input: GenerateInput): AsyncIterable<GenerationChunk>;
+}

@@ -1,0 +1,145 @@
+import type { Source } from '@askq/shared';
+import { describe, expect, it } from 'vitest';
+import type { GenerationChunk } from './chat-model.js';
+import { createExtractiveModel, NO_ANSWER } from './extractive.js';
+
+const source = (text: string, score = 0.8): Source => ({
+  documentId: 'd',
+  chunkId: 'c',
+  text,
+  score,
+});
+
+const SOURCES = [
+  source(
+    'Workers block on Redis and never poll. Each worker runs eight questions at once by default.',
+  ),
+  source(
+    'The exact cache keeps answers for 900 seconds by default. Only answers that passed validation are cached.',
+  ),
+  source('Grafana shows a provisioned dashboard. Prometheus scrapes every process.'),
+];
+
+async function collect(
+  question: string,
+  sources: Source[],
+  signal = new AbortController().signal,
+  maxSentences?: number,
+): Promise<GenerationChunk[]> {
+  const model = createExtractiveModel(maxSentences === undefined ? {} : { maxSentences });
+  const chunks: GenerationChunk[] = [];
+  for await (const chunk of model.stream({ question, sources, route: 'fast', signal })) {
+    chunks.push(chunk);
+  }
+  return chunks;
+}
+
+const answerOf = (chunks: GenerationChunk[]): string =>
+  chunks.map((c) => (c.type === 'token' ? c.text : '')).join('');
+
+describe('createExtractiveModel', () => {
+  it('reports model extractive for both routes', () => {
+    const model = createExtractiveModel();
+    expect(model.modelFor('fast')).toBe('extractive');
+    expect(model.modelFor('smart')).toBe('extractive');
+  });
+
+  it('answers with the most relevant sentence first, cited with its source number', async () => {
+    const answer = answerOf(await collect('How long does the cache keep answers?', SOURCES));
+    expect(answer.startsWith('The exact cache keeps answers for 900 seconds by default. [2]')).toBe(
+      true,
+    );
+    expect(answer).not.toContain('Grafana');
+    expect(answer).not.toMatch(/\[(1|3)\]/);
+  });
+
+  it('cites each sentence with the source it came from', async () => {
+    const answer = answerOf(await collect('Which workers cache answers?', SOURCES, undefined, 5));
+    for (const match of answer.matchAll(/([^[\]]+?) \[(\d)\]/g)) {
+      const [, sentence, n] = match;
+      expect(SOURCES[Number(n) - 1]?.text).toContain(sentence!.trim());
+    }
+    expect(answer).toMatch(/\[1\]/);
+    expect(answer).toMatch(/\[2\]/);
+  });
+
+  it('honours maxSentences and drops near-duplicate sentences', async () => {
+    const duplicated = [
+      source('Redis keeps the queues durable.'),
+      source('Redis keeps the queues durable!'),
+      source('Redis keeps queues on disk with AOF.'),
+    ];
+    const answer = answerOf(await collect('Does Redis keep the queues durable?', duplicated));
+    expect(answer.match(/Redis keeps the queues durable/g)).toHaveLength(1);
+    const one = answerOf(
+      await collect('Does Redis keep the queues durable?', duplicated, undefined, 1),
+    );
+    expect(one).toBe('Redis keeps the queues durable. [1]');
+  });
+
+  it('prefers a full sentence to a heading or fragment with the same words', async () => {
+    const sources = [source('# Scaling askq workers\n\nAdd workers to scale askq.')];
+    const answer = answerOf(await collect('How do I scale askq workers?', sources, undefined, 1));
+    expect(answer).toBe('Add workers to scale askq. [1]');
+  });
+
+  it('streams one word per token and the tokens join to the answer, then reports usage', async () => {
+    const chunks = await collect('How long does the cache keep answers?', SOURCES);
+    const tokens = chunks.filter((c) => c.type === 'token');
+    const last = chunks.at(-1);
+    expect(tokens.length).toBeGreaterThan(5);
+    for (const t of tokens) expect(t.text.trim()).toMatch(/^\S+$/);
+    expect(answerOf(chunks)).toMatch(/^The exact cache .*\[2\]$/);
+    expect(last).toEqual({
+      type: 'usage',
+      promptTokens: 7 + 16 + 17 + 9,
+      completionTokens: tokens.length,
+    });
+    expect(chunks.filter((c) => c.type === 'usage')).toHaveLength(1);
+  });
+
+  it('says the sources do not contain the answer when nothing matches', async () => {
+    for (const sources of [[], SOURCES]) {
+      const chunks = await collect('What colour is the logo?', sources);
+      expect(answerOf(chunks)).toBe(NO_ANSWER);
+      expect(answerOf(chunks)).not.toMatch(/\[\d\]/);
+    }
+  });
+
+  it('stops without throwing when the signal aborts mid-stream', async () => {
+    const controller = new AbortController();
+    const model = createExtractiveModel();
+    const seen: GenerationChunk[] = [];
+    for await (const chunk of model.stream({
+      question: 'How long does the cache keep answers?',
+      sources: SOURCES,
+      route: 'fast',
+      signal: controller.signal,
+    })) {
+      seen.push(chunk);
+      if (seen.length === 2) controller.abort();
+    }
+    expect(seen).toHaveLength(2);
+    expect(seen.every((c) => c.type === 'token')).toBe(true);
+  });
+
+  it('yields nothing when the signal is already aborted', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    expect(
+      await collect('How long does the cache keep answers?', SOURCES, controller.signal),
+    ).toEqual([]);
+  });
+
+  it('lets other work run between tokens', async () => {
+    const controller = new AbortController();
+    // Aborts from the event loop, which a generator that never yields to it would starve.
+    setImmediate(() => controller.abort());
+    const chunks = await collect(
+      'How long does the cache keep answers?',
+      SOURCES,
+      controller.signal,
+    );
+    expect(chunks.length).toBeLessThan(3);
+  });
+});

@@ -1,0 +1,103 @@
+import OpenAI from 'openai';
+import { AppError, type Route } from '@askq/shared';
+import type { ChatModel, GenerationChunk } from './chat-model.js';
+import { buildMessages } from './prompt.js';
+
+/** Settings of an OpenAI-compatible chat model. */
+export interface OpenAiModelOptions {
+  baseURL: string;
+  apiKey: string;
+  models: Record<Route, string>;
+  /** Whole answer, per attempt. */
+  timeoutMs: number;
+  /** Longest silence between chunks. */
+  idleTimeoutMs: number;
+}
+
+/**
+ * Streams from any OpenAI-compatible server. The SDK's own retries are off (BullMQ attempts own
+ * them) and its timeout does not bound a streamed body, so a total and an idle timer abort the
+ * request themselves. Failures are classified so the queue knows whether to try again.
+ */
+export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
+  const client = new OpenAI({
+    baseURL: options.baseURL,
+    apiKey: options.apiKey,
+    maxRetries: 0,
+    timeout: options.timeoutMs,
+  });
+
+  return {
+    modelFor: (route) => options.models[route],
+
+    async *stream({ question, sources, route, signal }): AsyncGenerator<GenerationChunk> {
+      const total = AbortSignal.timeout(options.timeoutMs);
+      const idle = new AbortController();
+      const idleTimer = setTimeout(() => idle.abort(), options.idleTimeoutMs);
+      const combined = AbortSignal.any([signal, total, idle.signal]);
+      const timedOut = () =>
+        new AppError(
+          'LLM_TIMEOUT',
+          total.aborted
+            ? `the model did not finish within ${options.timeoutMs} ms`
+            : `the model sent nothing for ${options.idleTimeoutMs} ms`,
+          { retryable: true },
+        );
+      try {
+        const stream = await client.chat.completions.create(
+          {
+            model: options.models[route],
+            messages: buildMessages(question, sources),
+            stream: true,
+            stream_options: { include_usage: true },
+          },
+          { signal: combined },
+        );
+        for await (const chunk of stream) {
+          idleTimer.refresh();
+          const text = chunk.choices[0]?.delta?.content;
+          if (text) yield { type: 'token', text };
+          if (chunk.usage) {
+            yield {
+              type: 'usage',
+              promptTokens: chunk.usage.prompt_tokens,
+              completionTokens: chunk.usage.completion_tokens,
+            };
+          }
+        }
+      } catch (e) {
+        // A cancel ends the stream quietly; the caller checks `signal.aborted`.
+        if (signal.aborted) return;
+        if (combined.aborted) throw timedOut();
+        throw classify(e);
+      } finally {
+        clearTimeout(idleTimer);
+      }
+      // An aborted stream can end its loop without throwing: a cut-off answer must not pass.
+      if (!signal.aborted && combined.aborted) throw timedOut();
+    },
+  };
+}
+
+/** Maps SDK errors to codes: 429, 5xx and network errors are worth another attempt. */
+function classify(e: unknown): AppError {
+  if (e instanceof OpenAI.APIError && typeof e.status === 'number') {
+    const status: number = e.status;
+    if (status === 429 || status >= 500) {
+      const headers = e.headers as Headers | undefined;
+      const retryAfter = Number(headers?.get('retry-after'));
+      return new AppError('LLM_UNAVAILABLE', `the model server answered ${status}`, {
+        cause: e,
+        retryable: true,
+        ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}),
+      });
+    }
+    const reason =
+      status === 401 || status === 403 ? 'refused the credentials' : `answered ${status}`;
+    return new AppError('LLM_REJECTED', `the model server ${reason}`, { cause: e });
+  }
+  return new AppError('LLM_UNAVAILABLE', 'the model server could not be reached', {
+    cause: e,
+    retryable: true,
+  });
+}

@@ -1,0 +1,215 @@
+import { Worker } from 'bullmq';
+import {
+  createAnswerCache,
+  createTenantSlots,
+  createAskqMetrics,
+  createCollectionRegistry,
+  createEventLog,
+  createKeys,
+  openRedis,
+  createRegistry,
+  createShutdown,
+  JOBS,
+  redactUrl,
+  toError,
+  type Logger,
+} from '@askq/shared';
+import { createBackoff } from './backoff.js';
+import { createSemanticCache } from './cache/semantic-cache.js';
+import type { WorkerConfig } from './config.js';
+import type { Embedder } from './embeddings/embedder.js';
+import { createHashEmbedder } from './embeddings/hash-embedder.js';
+import { createOpenAiEmbedder } from './embeddings/openai-embedder.js';
+import { createIngestProcessor } from './ingestion.js';
+import type { IngestDeps } from './knowledge/ingest.js';
+import { createChromaStore } from './knowledge/chroma-store.js';
+import { createChunker } from './knowledge/chunker.js';
+import { readDocuments, seedCollection } from './knowledge/seed.js';
+import type { ChatModel } from './llm/chat-model.js';
+import { createExtractiveModel } from './llm/extractive.js';
+import { createOpenAiModel } from './llm/openai-model.js';
+import { defaultWeakScore } from './llm/route.js';
+import { startMetricsServer } from './metrics-server.js';
+import { createQuestionProcessor } from './pipeline.js';
+
+/** A running worker process. */
+export interface RunningWorker {
+  readonly metricsPort: number;
+  /** Stops taking jobs, lets active ones finish (bounded), then closes everything; idempotent. */
+  stop(reason: string): Promise<boolean>;
+}
+
+/** The composition root of the worker: config -> clients -> processor -> BullMQ worker. */
+export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
+  const shutdown = createShutdown({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  const keys = createKeys(config.REDIS_PREFIX);
+
+  // BullMQ's connection, and a second one for askq's own keys (events, cache, collections):
+  // auto-pipelining sends the commands of one tick in one write, and keeps them off BullMQ's.
+  const redis = openRedis(config.REDIS_URL, 'worker', 'askq-worker', { log, shutdown });
+  const data = openRedis(
+    config.REDIS_URL,
+    'worker',
+    'askq-worker-data',
+    { log, shutdown },
+    { enableAutoPipelining: true },
+  );
+
+  const metricsRegistry = createRegistry('worker');
+  const metrics = createAskqMetrics(metricsRegistry);
+  const embedder: Embedder = config.EMBEDDINGS_BASE_URL
+    ? createOpenAiEmbedder({
+        baseURL: config.EMBEDDINGS_BASE_URL,
+        apiKey: config.EMBEDDINGS_API_KEY,
+        model: config.EMBEDDINGS_MODEL,
+        batchSize: config.EMBEDDINGS_BATCH_SIZE,
+        timeoutMs: config.EMBEDDINGS_TIMEOUT_MS,
+        maxRetries: config.EMBEDDINGS_MAX_RETRIES,
+      })
+    : createHashEmbedder({ dimension: config.HASH_EMBEDDER_DIMENSION });
+  const collections = createCollectionRegistry(data, keys);
+  const ingestDeps: IngestDeps = {
+    store: createChromaStore({
+      url: config.CHROMA_URL,
+      prefix: config.REDIS_PREFIX,
+      timeoutMs: config.CHROMA_TIMEOUT_MS,
+    }),
+    embedder,
+    registry: collections,
+    chunk: createChunker({ chunkSize: config.CHUNK_SIZE, chunkOverlap: config.CHUNK_OVERLAP }),
+    log,
+  };
+  const store = ingestDeps.store;
+  const model: ChatModel = config.LLM_BASE_URL
+    ? createOpenAiModel({
+        baseURL: config.LLM_BASE_URL,
+        apiKey: config.LLM_API_KEY,
+        models: { fast: config.LLM_MODEL_FAST, smart: config.LLM_MODEL_SMART },
+        timeoutMs: config.LLM_TIMEOUT_MS,
+        idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
+      })
+    : createExtractiveModel({ tokenDelayMs: config.EXTRACTIVE_TOKEN_DELAY_MS });
+
+  if (config.SAMPLE_CORPUS_DIR) {
+    const written = await seedCollection(
+      { tenant: 'default', collection: 'default' },
+      await readDocuments(config.SAMPLE_CORPUS_DIR),
+      ingestDeps,
+    );
+    log.info(
+      { chunks: written, dir: config.SAMPLE_CORPUS_DIR },
+      written > 0 ? 'sample corpus loaded' : 'sample corpus already present',
+    );
+  }
+
+  const processor = createQuestionProcessor({
+    redis: data,
+    keys,
+    events: createEventLog(data, keys, {
+      maxLen: config.EVENT_LOG_MAX_LEN,
+      ttlSeconds: config.RESULT_TTL_SECONDS,
+    }),
+    log,
+    embedder,
+    store,
+    registry: collections,
+    metrics,
+    slots: createTenantSlots(data, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS }),
+    cache: createAnswerCache(data, keys, { ttlSeconds: config.CACHE_TTL_SECONDS }),
+    semanticCache: createSemanticCache({
+      url: config.CHROMA_URL,
+      prefix: config.REDIS_PREFIX,
+      threshold: config.SEMANTIC_CACHE_THRESHOLD,
+      ttlSeconds: config.CACHE_TTL_SECONDS,
+      timeoutMs: config.CHROMA_TIMEOUT_MS,
+      log,
+    }),
+    model,
+    settings: {
+      tokenBatchMs: config.TOKEN_BATCH_MS,
+      tokenBatchMax: config.TOKEN_BATCH_MAX,
+      maxAnswerChars: config.MAX_ANSWER_CHARS,
+      groundingThreshold: config.GROUNDING_THRESHOLD,
+      validationMode: config.VALIDATION_MODE,
+      weakScore: config.ROUTE_WEAK_SCORE ?? defaultWeakScore(embedder.name),
+      jobTimeoutMs: config.JOB_TIMEOUT_MS,
+    },
+  });
+
+  // Workers block on Redis (BZPOPMIN on the queue's marker): no polling, pickup in milliseconds.
+  const worker = new Worker(JOBS.question.queue, processor, {
+    connection: redis,
+    prefix: keys.queuePrefix,
+    concurrency: config.WORKER_CONCURRENCY,
+    // BullMQ renews a job's lock every lockDuration / 2 while it runs, so a long LLM call never
+    // looks stalled; a killed worker's jobs are taken back after the lock lapses and the next
+    // stalled check: seconds, not BullMQ's default minute.
+    lockDuration: config.WORKER_LOCK_MS,
+    stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: 2,
+    settings: {
+      backoffStrategy: createBackoff({
+        baseMs: config.RETRY_BASE_DELAY_MS,
+        maxMs: config.RETRY_MAX_DELAY_MS,
+        jitter: 0.5,
+      }),
+    },
+  });
+  worker.on('error', (e: unknown) => log.warn({ err: toError(e) }, 'worker error'));
+  // close() waits for active jobs without a deadline: bound it, then hand the jobs back.
+  const closeWorker = async (w: Worker) => {
+    const timer = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS * 0.8).unref(),
+    );
+    if ((await Promise.race([w.close(), timer])) === 'timeout') {
+      log.warn({ queue: w.name }, 'active jobs did not finish in time; handing them back');
+      await w.close(true);
+    }
+  };
+
+  const ingestWorker = new Worker(
+    JOBS.ingest.queue,
+    createIngestProcessor({
+      redis: data,
+      keys,
+      log,
+      ingest: ingestDeps,
+      resultTtlSeconds: config.RESULT_TTL_SECONDS,
+    }),
+    { connection: redis, prefix: keys.queuePrefix, concurrency: config.INGEST_CONCURRENCY },
+  );
+  ingestWorker.on('error', (e: unknown) => log.warn({ err: toError(e) }, 'ingest worker error'));
+  shutdown.add('bullmq workers', () =>
+    Promise.all([closeWorker(worker), closeWorker(ingestWorker)]),
+  );
+
+  // Cancels are broadcast: only the process holding a job can abort it (BullMQ cancelJob).
+  const cancels = openRedis(config.REDIS_URL, 'subscriber', 'askq-worker-cancel', {
+    log,
+    shutdown,
+  });
+  cancels.on('message', (_channel: string, questionId: string) => {
+    if (worker.cancelJob(questionId, 'cancelled')) log.info({ questionId }, 'cancelling question');
+  });
+  await cancels.subscribe(keys.cancelChannel);
+
+  const metricsServer = await startMetricsServer({
+    port: config.WORKER_METRICS_PORT,
+    registry: metricsRegistry,
+    healthy: () => worker.isRunning() && ingestWorker.isRunning(),
+  });
+  shutdown.add('metrics server', async () => {
+    metricsServer.server.closeAllConnections();
+    await new Promise<void>((resolve) => metricsServer.server.close(() => resolve()));
+  });
+
+  log.info(
+    {
+      concurrency: config.WORKER_CONCURRENCY,
+      llm: config.LLM_BASE_URL ? redactUrl(config.LLM_BASE_URL) : 'extractive',
+      metricsPort: metricsServer.port,
+    },
+    'worker started',
+  );
+  return { metricsPort: metricsServer.port, stop: (reason) => shutdown.run(reason) };
+}

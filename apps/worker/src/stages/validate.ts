@@ -1,0 +1,110 @@
+import type { Source, Validation, ValidationCheck } from '@askq/shared';
+import { contentWords, foldPlural, splitSentences } from '../text/tokenize.js';
+
+/** What {@link validateAnswer} checks an answer against. */
+export interface ValidateInput {
+  answer: string;
+  sources: Source[];
+  /** Longest acceptable answer in UTF-16 code units, the unit the API's own limits use. */
+  maxAnswerChars: number;
+  /** Least share of the answer's content words that must occur in the sources, 0..1. */
+  groundingThreshold: number;
+}
+
+// [1], [1, 2], [1-3] and [1–3]; [1][2] is two markers. Anything else in brackets is prose.
+const CITATION = /\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]/g;
+
+/** Runs the answer checks of SPEC 5 in a fixed order: non_empty, length, citations, grounding. */
+export function validateAnswer(input: ValidateInput): Validation {
+  const { answer, sources } = input;
+  const cited = citedNumbers(answer);
+  const checks: ValidationCheck[] = [
+    answer.trim() === ''
+      ? { name: 'non_empty', passed: false, detail: 'answer is empty' }
+      : { name: 'non_empty', passed: true },
+    checkLength(answer, input.maxAnswerChars),
+    checkCitations(cited, sources.length),
+    checkGrounding(answer, cited, sources, input.groundingThreshold),
+  ];
+  return { passed: checks.every((c) => c.passed), checks };
+}
+
+function checkLength(answer: string, max: number): ValidationCheck {
+  const length = answer.length;
+  return length <= max
+    ? { name: 'length', passed: true, detail: `${length} <= ${max} chars` }
+    : { name: 'length', passed: false, detail: `${length} > ${max} chars` };
+}
+
+function checkCitations(cited: number[], sourceCount: number): ValidationCheck {
+  if (cited.length === 0) return { name: 'citations', passed: true, detail: 'no citations' };
+  const bad = [...new Set(cited.filter((n) => n < 1 || n > sourceCount))].sort((a, b) => a - b);
+  if (bad.length > 0) {
+    return {
+      name: 'citations',
+      passed: false,
+      detail: `unknown sources [${bad.join(', ')}] of ${sourceCount}`,
+    };
+  }
+  const distinct = [...new Set(cited)].sort((a, b) => a - b);
+  return { name: 'citations', passed: true, detail: `cites [${distinct.join(', ')}]` };
+}
+
+const DECLINE_MAX_CHARS = 200;
+const DECLINE =
+  /\b(?:sources?|documents?|passages?|context)\b.{0,40}\b(?:do(?:es)?n[o']t|do(?:es)? not|never)\b.{0,20}\b(?:contain|mention|say|cover|include|answer|address)/i;
+
+function checkGrounding(
+  answer: string,
+  cited: number[],
+  sources: Source[],
+  threshold: number,
+): ValidationCheck {
+  if (sources.length === 0) {
+    return { name: 'grounding', passed: cited.length === 0, detail: 'no sources' };
+  }
+  // Saying the sources hold no answer is grounded by definition, and the prompt asks for it; kept
+  // one short, uncited sentence so an answer cannot pass by tacking a refusal onto claims of its own.
+  if (
+    cited.length === 0 &&
+    answer.length <= DECLINE_MAX_CHARS &&
+    splitSentences(answer).length === 1 &&
+    DECLINE.test(answer)
+  ) {
+    return { name: 'grounding', passed: true, detail: 'declined: the sources do not answer' };
+  }
+  // Markers are removed first: their digits would otherwise count as words found in the sources.
+  const words = contentWords(answer.replace(CITATION, ' ')).map(foldPlural);
+  if (words.length === 0) {
+    return { name: 'grounding', passed: false, detail: 'no content words' };
+  }
+  const known = new Set<string>();
+  for (const source of sources)
+    for (const word of contentWords(source.text)) known.add(foldPlural(word));
+  const score = words.filter((w) => known.has(w)).length / words.length;
+  const passed = score >= threshold;
+  return {
+    name: 'grounding',
+    passed,
+    detail: `score ${score.toFixed(2)} ${passed ? '>=' : '<'} ${threshold}`,
+  };
+}
+
+/** Every source number the answer cites, with repeats, ranges expanded. */
+export function citedNumbers(answer: string): number[] {
+  const numbers: number[] = [];
+  for (const [marker] of answer.matchAll(CITATION)) {
+    for (const part of marker.slice(1, -1).split(',')) {
+      const [from, to] = part.split(/[–-]/).map((n) => Number.parseInt(n, 10));
+      if (from === undefined || Number.isNaN(from)) continue;
+      if (to === undefined || Number.isNaN(to)) {
+        numbers.push(from);
+        continue;
+      }
+      // A reversed or huge range is bad input, not a reason to loop for long: keep its ends.
+      if (to < from || to - from > 100) numbers.push(from, to);
+      else for (let n = from; n <= to; n++) numbers.push(n);
+    }
+  }
+  return numbers;
+}
