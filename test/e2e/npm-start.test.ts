@@ -1,0 +1,195 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { QuestionView } from '@askq/shared';
+import { freePort } from '../../scripts/lib/free-port.js';
+import { followEvents } from '../support/sse-client.js';
+
+// `npm start` exactly as a user runs it, on free ports and a fresh data dir so it can run beside
+// another copy: managed Redis and Chroma, API and worker processes, the sample corpus loaded.
+let child: ChildProcess;
+let output = '';
+let dataDir: string;
+let base: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'askq-e2e-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  child = spawn('npm', ['start'], {
+    cwd: join(import.meta.dirname, '../..'),
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      WORKER_METRICS_PORT: String(await freePort()),
+      MANAGED_REDIS_PORT: String(await freePort()),
+      REDIS_URL: '',
+      CHROMA_URL: '',
+      LLM_BASE_URL: '',
+    },
+    // Its own process group, like a terminal's foreground job: Ctrl-C reaches the whole group.
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('askq is ready')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${output}`)));
+  });
+  await ready;
+}, 180_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null && child.signalCode === null && child.pid) {
+    const exited = once(child, 'exit');
+    process.kill(-child.pid, 'SIGINT');
+    await exited;
+  }
+  await rm(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+it('prints its URLs and answers a question about the sample corpus over SSE', async () => {
+  expect(output).toContain(`/v1/questions`);
+  expect(output).toMatch(/metrics/);
+  expect(output).toContain(`${base.replace('127.0.0.1', 'localhost')}/admin/queues`);
+  expect((await fetch(`${base}/admin/queues`)).status).toBe(200);
+  const res = await fetch(`${base}/v1/questions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      question: 'How does a client resume the event stream after a disconnect?',
+    }),
+  });
+  expect(res.status).toBe(202);
+  const { id, links } = (await res.json()) as { id: string; links: { events: string } };
+  const events = await followEvents(base + links.events);
+  expect(events.map((e) => e.event).at(-1)).toBe('completed');
+  const result = (events.at(-1)!.data as { result: QuestionView['result'] }).result!;
+  expect(result.model).toBe('extractive');
+  expect(result.sources.length).toBeGreaterThan(0);
+  // Retrieval found the document about the event stream, and the answer cites and is grounded.
+  expect(result.sources.map((s) => s.documentId)).toContain('event-stream');
+  expect(result.answer).toMatch(/\[\d\]/);
+  expect(result.validation.passed).toBe(true);
+  const tokens = events
+    .filter((e) => e.event === 'token')
+    .map((e) => (e.data as { text: string }).text);
+  expect(tokens.join('')).toBe(result.answer);
+  const view = (await (await fetch(`${base}/v1/questions/${id}`)).json()) as QuestionView;
+  expect(view.status).toBe('completed');
+});
+
+it('stops every child on Ctrl-C', async () => {
+  const pids = await childPids(child.pid!);
+  expect(pids.length, JSON.stringify(pids)).toBeGreaterThanOrEqual(4); // redis, chroma, api, worker
+  const exited = once(child, 'exit');
+  process.kill(-child.pid!, 'SIGINT');
+  const [code, signal] = (await exited) as [number | null, string | null];
+  expect({ code, signal }, output).toEqual({ code: 0, signal: null });
+  for (const pid of pids) expect(await alive(pid), `pid ${pid} still alive\n${output}`).toBe(false);
+}, 60_000);
+
+it('exits 1 naming the fixes when redis-server is missing and REDIS_URL is unset', async () => {
+  const { mkdir, symlink } = await import('node:fs/promises');
+  // A PATH holding only node: no redis-server to find.
+  const bin = join(dataDir, 'bin-without-redis');
+  await mkdir(bin, { recursive: true });
+  await symlink(process.execPath, join(bin, 'node'));
+  const run = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+    cwd: join(import.meta.dirname, '../..'),
+    env: {
+      ...process.env,
+      PATH: bin,
+      REDIS_URL: '',
+      DATA_DIR: join(dataDir, 'no-redis'),
+      PORT: String(await freePort()),
+      WORKER_METRICS_PORT: String(await freePort()),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  run.stdout.on('data', (c: Buffer) => (text += c.toString()));
+  run.stderr.on('data', (c: Buffer) => (text += c.toString()));
+  const [code] = (await once(run, 'exit')) as [number | null];
+  expect(code).toBe(1);
+  expect(text).toMatch(/redis-server/);
+  expect(text).toMatch(/apt-get install redis-server/);
+  expect(text).toMatch(/REDIS_URL/);
+  expect(text).toMatch(/docker compose up -d redis/);
+}, 60_000);
+
+it('exits 1 at once when its API port is taken, instead of reporting another server as ready', async () => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer().listen(0, '0.0.0.0');
+  await once(blocker, 'listening');
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const run = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+      cwd: join(import.meta.dirname, '../..'),
+      env: { ...process.env, PORT: String(port), DATA_DIR: join(dataDir, 'busy') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    run.stderr.on('data', (c: Buffer) => (text += c.toString()));
+    const [code] = (await once(run, 'exit')) as [number | null];
+    expect(code).toBe(1);
+    expect(text).toContain(`port ${port}`);
+    expect(text).toMatch(/PORT/);
+  } finally {
+    blocker.close();
+  }
+}, 60_000);
+
+it('refuses bad configuration before connecting anywhere, listing every bad variable', async () => {
+  for (const entry of ['apps/api/src/main.ts', 'apps/worker/src/main.ts']) {
+    const run = spawn(process.execPath, ['--import', 'tsx', entry], {
+      cwd: join(import.meta.dirname, '../..'),
+      env: { ...process.env, REDIS_URL: 'http://not-redis', SHUTDOWN_TIMEOUT_MS: 'soon' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    run.stderr.on('data', (c: Buffer) => (text += c.toString()));
+    const [code] = (await once(run, 'exit')) as [number | null];
+    expect(code).toBe(1);
+    expect(text).toContain('REDIS_URL');
+    expect(text).toContain('SHUTDOWN_TIMEOUT_MS');
+  }
+}, 60_000);
+
+/** Whether a process still runs; an exited one that nobody reaped yet (a zombie) does not. */
+async function alive(pid: number): Promise<boolean> {
+  const { readFile } = await import('node:fs/promises');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  return stat !== '' && state !== 'Z' && state !== 'X';
+}
+
+/** Every descendant of a process, from /proc. */
+async function childPids(root: number): Promise<number[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    parents.set(Number(entry), ppid);
+  }
+  const found: number[] = [];
+  const walk = (pid: number) => {
+    for (const [child, parent] of parents) {
+      if (parent !== pid) continue;
+      found.push(child);
+      walk(child);
+    }
+  };
+  walk(root);
+  return found;
+}

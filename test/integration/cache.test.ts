@@ -1,0 +1,295 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CacheStats, QuestionResult, QuestionView } from '@askq/shared';
+import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
+import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { followEvents, type ReceivedEvent } from '../support/sse-client.js';
+
+// The answer cache must be fast when it hits and never wrong: not across options, negations,
+// numbers, tenants, document changes, or answers that failed validation.
+const DOCS = [
+  {
+    id: 'tides',
+    title: 'Tides',
+    text: 'Tides are caused by the gravitational pull of the Moon and the Sun. In 2023 the highest tide was 14 metres; in 2024 it was 15 metres.',
+  },
+];
+const ANSWER = 'Tides are caused by the pull of the Moon and the Sun [1].';
+const ADMIN_KEY = 'admin-key-for-cache-tests-0123456789';
+
+let llm: FakeLlm;
+let askq: TestAskq;
+
+beforeAll(async () => {
+  llm = await createFakeLlm();
+  llm.reply(() => ({ text: ANSWER }));
+  askq = await startAskq({ env: { LLM_BASE_URL: llm.baseURL, ADMIN_API_KEY: ADMIN_KEY } });
+  await askq.seed(DOCS);
+});
+afterAll(async () => {
+  await askq?.stop();
+  await llm?.close();
+});
+
+const chatCalls = () => llm.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
+const resultOf = (events: ReceivedEvent[]) =>
+  (events.at(-1)!.data as { result: QuestionResult }).result;
+
+/** Asks and follows the stream to the end; returns how the POST answered and the result. */
+async function ask(question: string, extra: Record<string, unknown> = {}, app = askq) {
+  const asked = await app.ask(question, { collection: 'default', ...extra });
+  const events = await followEvents(asked.events);
+  return { ...asked, events, result: resultOf(events) };
+}
+
+describe('the exact cache', () => {
+  it('answers the same question again with 200 and the result, without calling the model', async () => {
+    const first = await ask('How are tides caused?');
+    expect(first.status).toBe(202);
+    expect(first.result.cached).toBe(false);
+    const calls = chatCalls();
+
+    const res = await askq.post('/v1/questions', { question: '  how are TIDES caused ' });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      id: string;
+      status: string;
+      cached: boolean;
+      result: QuestionResult;
+      links: { events: string };
+    };
+    expect(body).toMatchObject({ status: 'completed', cached: true });
+    expect(body.result).toMatchObject({
+      answer: first.result.answer,
+      cached: true,
+      sources: first.result.sources,
+    });
+    expect(body.result.usage).toEqual({ promptTokens: 0, completionTokens: 0 });
+    expect(chatCalls()).toBe(calls);
+
+    // It is a question like any other: GET and its event stream work.
+    const view = (await (
+      await fetch(`${askq.url}/v1/questions/${body.id}`)
+    ).json()) as QuestionView;
+    expect(view).toMatchObject({ id: body.id, status: 'completed', result: { cached: true } });
+    const events = await followEvents(askq.url + body.links.events);
+    expect(events.map((e) => e.event)).toEqual(['sources', 'token', 'completed']);
+    expect((events[1]!.data as { text: string }).text).toBe(first.result.answer);
+  });
+
+  it('misses when an option that changes the answer differs, and when cache is false', async () => {
+    await ask('What pulls the oceans?');
+    const calls = chatCalls();
+    expect((await ask('What pulls the oceans?', { topK: 2 })).status).toBe(202);
+    expect((await ask('What pulls the oceans?', { model: 'smart' })).status).toBe(202);
+    expect((await ask('What pulls the oceans?', { cache: false })).status).toBe(202);
+    expect(chatCalls()).toBe(calls + 3);
+    expect((await ask('What pulls the oceans?')).status).toBe(200);
+  });
+
+  it('never stores an answer that failed validation', async () => {
+    llm.reply(() => ({ text: 'Bananas sing opera on Tuesdays [1].' }));
+    try {
+      const first = await ask('Do bananas affect tides?', { model: 'smart' });
+      expect(first.result.validation.passed).toBe(false);
+      const calls = chatCalls();
+      const again = await ask('Do bananas affect tides?', { model: 'smart' });
+      expect(again.status).toBe(202);
+      expect(again.result.cached).toBe(false);
+      expect(chatCalls()).toBe(calls + 1);
+    } finally {
+      llm.reply(() => ({ text: ANSWER }));
+    }
+  });
+});
+
+describe('the semantic cache', () => {
+  it('answers a reworded question from the cache, streamed through the normal stages', async () => {
+    await ask('What causes tides?');
+    const calls = chatCalls();
+    const paraphrase = await ask('what is the cause of tides');
+    expect(paraphrase.status).toBe(202); // not the same text: the exact layer misses
+    expect(paraphrase.result).toMatchObject({ cached: true, answer: ANSWER });
+    expect(chatCalls()).toBe(calls);
+    const names = paraphrase.events.map((e) =>
+      e.event === 'stage'
+        ? `${(e.data as { stage: string }).stage}:${(e.data as { state: string }).state}`
+        : e.event,
+    );
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'retrieval:completed',
+        'sources',
+        'generation:started',
+        'token',
+        'validation:completed',
+        'completed',
+      ]),
+    );
+  });
+
+  it('misses a negated or renumbered rewording, however similar', async () => {
+    await ask('What was the highest tide in 2023?');
+    const calls = chatCalls();
+    const negated = await ask('What was not the highest tide in 2023?');
+    expect(negated.result.cached).toBe(false);
+    const renumbered = await ask('What was the highest tide in 2024?');
+    expect(renumbered.result.cached).toBe(false);
+    expect(chatCalls()).toBe(calls + 2);
+  });
+});
+
+describe('invalidation', () => {
+  it('retires cached answers as soon as the collection changes', async () => {
+    await ask('Which bodies pull the tides?', { collection: 'moving' }).catch(() => undefined);
+    const moving = await askq.seed(DOCS, 'moving');
+    expect(moving.status).toBe('completed');
+    await ask('Which bodies pull the tides?', { collection: 'moving' });
+    expect((await ask('Which bodies pull the tides?', { collection: 'moving' })).status).toBe(200);
+    const calls = chatCalls();
+    // A new document: version bump.
+    const res = await askq.post('/v1/documents', {
+      collection: 'moving',
+      documents: [{ id: 'more', text: 'Neap tides are weaker tides.' }],
+    });
+    await waitForIngestion(askq.url, ((await res.json()) as { ingestionId: string }).ingestionId);
+    const after = await ask('Which bodies pull the tides?', { collection: 'moving' });
+    expect(after.status).toBe(202);
+    expect(after.result.cached).toBe(false);
+    // Nor does the semantic layer serve the old answer.
+    const reworded = await ask('which bodies pull the tide', { collection: 'moving' });
+    expect(reworded.result.cached).toBe(true); // the new answer, stored after the change
+    expect(chatCalls()).toBe(calls + 1);
+  });
+
+  it('DELETE /v1/cache (admin) clears everything; stats count hits, misses and entries', async () => {
+    await ask('Is the Sun involved in tides?');
+    await ask('Is the Sun involved in tides?');
+    const stats = (await (await fetch(`${askq.url}/v1/cache/stats`)).json()) as CacheStats;
+    expect(stats.exact.hits).toBeGreaterThanOrEqual(1);
+    expect(stats.exact.misses).toBeGreaterThanOrEqual(1);
+    expect(stats.entries).toBeGreaterThanOrEqual(1);
+    expect(stats.hitRate).toBeGreaterThan(0);
+    expect(stats.estimatedSecondsSaved).toBeGreaterThan(0);
+
+    expect((await fetch(`${askq.url}/v1/cache`, { method: 'DELETE' })).status).toBe(401);
+    const cleared = await fetch(`${askq.url}/v1/cache`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    expect(cleared.status).toBe(200);
+    expect(((await cleared.json()) as { entries: number }).entries).toBe(stats.entries);
+    const calls = chatCalls();
+    const after = await ask('Is the Sun involved in tides?');
+    expect(after.status).toBe(202);
+    expect(after.result.cached).toBe(false);
+    expect(chatCalls()).toBe(calls + 1);
+    const now = (await (await fetch(`${askq.url}/v1/cache/stats`)).json()) as CacheStats;
+    expect(now.entries).toBe(1);
+  });
+});
+
+describe('in-flight coalescing', () => {
+  it('makes twenty concurrent identical questions one model call', async () => {
+    llm.reply(() => ({ text: ANSWER, chunkDelayMs: 15 }));
+    try {
+      const calls = chatCalls();
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          askq.post('/v1/questions', { question: 'Why do tides rise twice a day?' }),
+        ),
+      );
+      const bodies = (await Promise.all(responses.map((r) => r.json()))) as Array<{
+        id: string;
+        coalesced?: boolean;
+        links: { events: string };
+      }>;
+      expect(responses.map((r) => r.status)).toEqual(Array(20).fill(202));
+      expect(new Set(bodies.map((b) => b.id)).size).toBe(1);
+      expect(bodies.filter((b) => b.coalesced === true)).toHaveLength(19);
+      const streams = await Promise.all(
+        bodies.slice(0, 5).map((b) => followEvents(askq.url + b.links.events)),
+      );
+      expect(streams.every((s) => s.at(-1)!.event === 'completed')).toBe(true);
+      expect(chatCalls()).toBe(calls + 1);
+    } finally {
+      llm.reply(() => ({ text: ANSWER }));
+    }
+  });
+});
+
+describe('tenants', () => {
+  const KEYS = { acme: 'acme-key-0123456789abcdef', globex: 'globex-key-0123456789abcdef' };
+  let tenants: TestAskq;
+  const as = (tenant: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[tenant]}` });
+
+  beforeAll(async () => {
+    tenants = await startAskq({
+      env: { LLM_BASE_URL: llm.baseURL, API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}` },
+    });
+    for (const tenant of ['acme', 'globex'] as const) {
+      const res = await tenants.post('/v1/documents', { documents: DOCS }, as(tenant));
+      const { ingestionId } = (await res.json()) as { ingestionId: string };
+      const view = (await (
+        await fetch(`${tenants.url}/v1/ingestions/${ingestionId}`, { headers: as(tenant) })
+      ).json()) as { status: string };
+      expect(view.status).not.toBe('failed');
+    }
+    // Both ingestions done before anyone asks.
+    await new Promise<void>((resolve, reject) => {
+      const check = async () => {
+        const lists = await Promise.all(
+          (['acme', 'globex'] as const).map(
+            async (t) =>
+              (
+                (await (
+                  await fetch(`${tenants.url}/v1/collections`, { headers: as(t) })
+                ).json()) as { collections: Array<{ documents: number }> }
+              ).collections,
+          ),
+        );
+        if (lists.every((c) => c[0]?.documents === 1)) resolve();
+        else setTimeout(() => void check().catch(reject), 20);
+      };
+      void check().catch(reject);
+    });
+  });
+  afterAll(async () => {
+    await tenants?.stop();
+  });
+
+  it("never serves one tenant another tenant's cached answer", async () => {
+    const askAs = async (tenant: keyof typeof KEYS) => {
+      const res = await tenants.post(
+        '/v1/questions',
+        { question: 'What causes the tides?' },
+        as(tenant),
+      );
+      const body = (await res.json()) as { links: { events: string } };
+      const events = await followEvents(tenants.url + body.links.events, { headers: as(tenant) });
+      return { status: res.status, result: resultOf(events) };
+    };
+    expect((await askAs('acme')).status).toBe(202);
+    expect((await askAs('acme')).status).toBe(200);
+    const calls = chatCalls();
+    const other = await askAs('globex');
+    expect(other.status).toBe(202);
+    expect(other.result.cached).toBe(false);
+    expect(chatCalls()).toBe(calls + 1);
+    const acmeStats = (await (
+      await fetch(`${tenants.url}/v1/cache/stats`, { headers: as('acme') })
+    ).json()) as CacheStats;
+    const globexStats = (await (
+      await fetch(`${tenants.url}/v1/cache/stats`, { headers: as('globex') })
+    ).json()) as CacheStats;
+    expect(acmeStats.exact).toMatchObject({ hits: 1, misses: 1 });
+    expect(globexStats.exact).toMatchObject({ hits: 0, misses: 1 });
+  });
+
+  it('rejects requests without a valid key', async () => {
+    expect((await tenants.post('/v1/questions', { question: 'hi' })).status).toBe(401);
+    expect(
+      (await tenants.post('/v1/questions', { question: 'hi' }, { authorization: 'Bearer nope' }))
+        .status,
+    ).toBe(401);
+  });
+});
