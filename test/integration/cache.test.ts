@@ -1,5 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CacheStats, QuestionResult, QuestionView } from '@askq/shared';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  AskRequest,
+  createAnswerCache,
+  createKeys,
+  type CacheStats,
+  type QuestionResult,
+  type QuestionView,
+} from '@askq/shared';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { followEvents, type ReceivedEvent } from '../support/sse-client.js';
@@ -214,6 +223,71 @@ describe('in-flight coalescing', () => {
     } finally {
       llm.reply(() => ({ text: ANSWER }));
     }
+  });
+});
+
+describe('in-flight registrations', () => {
+  // What a POST finds registered under its question's key decides whether it joins or runs.
+  let redis: Redis;
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'));
+  });
+  afterAll(() => redis?.quit());
+
+  const registration = async (question: string) => {
+    const keys = createKeys(askq.prefix);
+    const cache = createAnswerCache(redis, keys, { ttlSeconds: 60 });
+    const identity = { tenant: 'default', ...AskRequest.parse({ question }) };
+    const { epoch } = await cache.lookup(identity);
+    return { keys, key: cache.inFlightKey(identity, epoch) };
+  };
+  const post = async (question: string) => {
+    const res = await askq.post('/v1/questions', { question });
+    return {
+      status: res.status,
+      body: (await res.json()) as QuestionView & { coalesced?: boolean },
+    };
+  };
+
+  it('joins a registered question that has not finished', async () => {
+    const question = 'Is the Moon part of the tides, registered?';
+    const { keys, key } = await registration(question);
+    const owner = randomUUID();
+    await redis.hset(keys.question(owner), {
+      tenant: 'default',
+      question,
+      collection: 'default',
+      model: 'auto',
+      topK: '4',
+      cache: 'true',
+      createdAt: String(Date.now()),
+      attempts: '0',
+      status: 'active',
+    });
+    await redis.set(key, owner, 'PX', 60_000);
+    const { status, body } = await post(question);
+    expect(status).toBe(202);
+    expect(body).toMatchObject({ id: owner, status: 'active', coalesced: true });
+  });
+
+  it.each([
+    ['whose question has finished', 'completed'],
+    ['whose question no longer exists', undefined],
+  ])('takes over a registration %s', async (_, ownerStatus) => {
+    const question = `Does the Sun pull the sea, ${ownerStatus ?? 'gone'}?`;
+    const { keys, key } = await registration(question);
+    const owner = randomUUID();
+    if (ownerStatus) {
+      await redis.hset(keys.question(owner), { tenant: 'default', status: ownerStatus });
+    }
+    await redis.set(key, owner, 'PX', 60_000);
+    const { status, body } = await post(question);
+    expect(status).toBe(202);
+    expect(body.coalesced).not.toBe(true);
+    expect(body.id).not.toBe(owner);
+    expect(await redis.get(key)).toBe(body.id);
+    const events = await followEvents(`${askq.url}/v1/questions/${body.id}/events`);
+    expect(events.at(-1)!.event).toBe('completed');
   });
 });
 

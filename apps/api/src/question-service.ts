@@ -6,6 +6,7 @@ import {
   JOBS,
   TERMINAL_STATUSES,
   toError,
+  toPublicError,
   toQuestionView,
   type AnswerCache,
   type TenantSlots,
@@ -65,29 +66,21 @@ export function createQuestionService(deps: {
     return view;
   };
 
-  const enqueue = async (
+  /**
+   * Writes a new question's record and its `queued` event. They exist before the job, so a worker
+   * never sees a job without its record and a client can open the stream the moment it has the id.
+   */
+  const createRecord = async (
     tenant: string,
     request: AskRequest,
-    id: string = randomUUID(),
+    id: string,
     inFlightKey?: string,
-  ): Promise<QuestionView> => {
-    if (!(await slots.admit(tenant, id, deps.maxInFlight).catch(unavailable))) {
-      throw new AppError(
-        'RATE_LIMITED',
-        `at most ${deps.maxInFlight} questions may be queued or running at once`,
-        { retryAfterSeconds: 1 },
-      );
-    }
-    const enqueuedAt = Date.now();
+  ): Promise<QuestionRecordFields> => {
     const record: QuestionRecordFields = {
-      ...recordOf(tenant, request, enqueuedAt),
+      ...recordOf(tenant, request, Date.now()),
       status: 'queued',
       ...(inFlightKey ? { inFlightKey } : {}),
     };
-    // The record and the `queued` event exist before the job, so a worker never sees a job
-    // without its record and a client can open the stream the moment it has the id. (Not sent
-    // pipelined with the add: after a SCRIPT FLUSH ioredis re-sends a refused EVALSHA behind later
-    // commands, which could land the record after the job; a worker would then skip it.)
     await events
       .append(
         id,
@@ -95,17 +88,69 @@ export function createQuestionService(deps: {
         { set: { ...record } },
       )
       .catch(unavailable);
-    const payload: QuestionJob = { id, tenant, ...request, enqueuedAt };
+    return record;
+  };
+
+  /** Removes a question whose id was never handed out. */
+  const discard = async (id: string) => {
+    await redis.del(keys.question(id), keys.events(id)).catch(() => undefined);
+  };
+
+  /**
+   * Takes a tenant slot and queues the job. If either fails the question was not accepted: its
+   * traces go, unless it was registered in flight, where others may have joined it already; then
+   * it ends `failed` with the same error, so they are told rather than left waiting.
+   */
+  const submit = async (
+    tenant: string,
+    request: AskRequest,
+    id: string,
+    record: QuestionRecordFields,
+  ): Promise<QuestionView> => {
     try {
+      if (!(await slots.admit(tenant, id, deps.maxInFlight))) {
+        throw new AppError(
+          'RATE_LIMITED',
+          `at most ${deps.maxInFlight} questions may be queued or running at once`,
+          { retryAfterSeconds: 1 },
+        );
+      }
+      // Not pipelined with the record: after a SCRIPT FLUSH ioredis re-sends a refused EVALSHA
+      // behind later commands, which could land the record after the job; a worker would skip it.
+      const payload: QuestionJob = { id, tenant, ...request, enqueuedAt: Number(record.createdAt) };
       await queue.add(JOBS.question.name, payload, { jobId: id });
     } catch (e) {
-      // Not accepted: remove the traces so nobody waits for a question that will never run.
-      await redis.del(keys.question(id), keys.events(id)).catch(() => undefined);
-      await slots.release(tenant, id).catch(() => undefined);
+      await abandon(tenant, id, record.inFlightKey, e);
       unavailable(e);
     }
     log.info({ questionId: id, tenant, length: request.question.length }, 'question queued');
     return viewOf(id, record);
+  };
+
+  const abandon = async (
+    tenant: string,
+    id: string,
+    inFlightKey: string | undefined,
+    e: unknown,
+  ) => {
+    await slots.release(tenant, id).catch(() => undefined);
+    if (!inFlightKey) return discard(id);
+    const error = toPublicError(e instanceof AppError ? e : toUnavailable(e)).body.error;
+    await events
+      .append(
+        id,
+        { event: 'failed', data: { error } },
+        { set: { status: 'failed', finishedAt: Date.now(), error: JSON.stringify(error) } },
+      )
+      .catch(() => undefined);
+    await cache.releaseInFlight(inFlightKey, id).catch(() => undefined);
+  };
+
+  /** The question `owner` as a view a newcomer may join: it exists and has not finished. */
+  const joinable = async (tenant: string, owner: string | null) => {
+    if (owner === null) return undefined;
+    const view = await get(tenant, owner).catch(() => undefined);
+    return view && !TERMINAL_STATUSES.has(view.status) ? view : undefined;
   };
 
   /**
@@ -155,10 +200,19 @@ export function createQuestionService(deps: {
     return { ...viewOf(id, record), finishedAt: new Date().toISOString(), result };
   };
 
+  const joined = (tenant: string, view: QuestionView): AskOutcome => {
+    log.info({ questionId: view.id, tenant }, 'question joined one in flight');
+    return { kind: 'coalesced', view };
+  };
+
   return {
     async ask(tenant, request) {
       const identity: CacheIdentity = { tenant, ...request };
-      if (!request.cache) return { kind: 'queued', view: await enqueue(tenant, request) };
+      if (!request.cache) {
+        const id = randomUUID();
+        const record = await createRecord(tenant, request, id);
+        return { kind: 'queued', view: await submit(tenant, request, id, record) };
+      }
 
       const { epoch, hit } = await cache.lookup(identity).catch(unavailable);
       metrics.cacheLookups.labels('exact', hit ? 'hit' : 'miss').inc();
@@ -168,25 +222,27 @@ export function createQuestionService(deps: {
       if (hit) return { kind: 'cached', view: await answerFromCache(tenant, request, hit) };
 
       // The same question already running (same epoch, so the same documents): join it.
+      const key = cache.inFlightKey(identity, epoch);
+      const running = await joinable(tenant, await cache.inFlightOwner(key).catch(unavailable));
+      if (running) return joined(tenant, running);
+
+      // An owner's record exists before its registration, so a registered question whose record
+      // is missing or finished is stale, never one still being created.
       const id = randomUUID();
-      const claim = await cache
-        .claimInFlight(identity, epoch, id, inFlightTtlMs)
-        .catch(unavailable);
-      if (claim.owner !== id) {
-        const running = await get(tenant, claim.owner).catch(() => undefined);
-        if (running && !TERMINAL_STATUSES.has(running.status)) {
-          log.info({ questionId: claim.owner, tenant }, 'question joined one in flight');
-          return { kind: 'coalesced', view: running };
+      const record = await createRecord(tenant, request, id, key);
+      const owner = await cache.claimInFlight(key, id, inFlightTtlMs).catch(async (e: unknown) => {
+        await discard(id);
+        return unavailable(e);
+      });
+      if (owner !== id) {
+        const other = await joinable(tenant, owner);
+        if (other) {
+          await discard(id);
+          return joined(tenant, other);
         }
-        // A stale registration (its question finished without releasing it): take it over.
-        await redis.set(claim.key, id, 'PX', inFlightTtlMs).catch(unavailable);
+        await cache.replaceInFlight(key, owner, id, inFlightTtlMs).catch(() => undefined);
       }
-      try {
-        return { kind: 'queued', view: await enqueue(tenant, request, id, claim.key) };
-      } catch (e) {
-        await cache.releaseInFlight(claim.key, id).catch(() => undefined);
-        throw e;
-      }
+      return { kind: 'queued', view: await submit(tenant, request, id, record) };
     },
 
     get,
@@ -267,8 +323,11 @@ function notFound(id: string): AppError {
 
 /** Maps a Redis failure to 503 UNAVAILABLE; AppErrors pass through. */
 export function unavailable(e: unknown): never {
-  if (e instanceof AppError) throw e;
-  throw new AppError('UNAVAILABLE', 'the queue is unavailable, try again shortly', {
+  throw e instanceof AppError ? e : toUnavailable(e);
+}
+
+function toUnavailable(e: unknown): AppError {
+  return new AppError('UNAVAILABLE', 'the queue is unavailable, try again shortly', {
     cause: e,
     retryAfterSeconds: 1,
   });

@@ -69,16 +69,22 @@ export interface AnswerCache {
   lookup(identity: CacheIdentity): Promise<{ epoch: CacheEpoch; hit: CachedAnswer | undefined }>;
   /** Stores a validated answer for its epoch, with the TTL. */
   store(identity: CacheIdentity, epoch: CacheEpoch, result: QuestionResult): Promise<void>;
+  /** The key under which the question answering `identity` in `epoch` is registered. */
+  inFlightKey(identity: CacheIdentity, epoch: CacheEpoch): string;
+  /** The question registered under `key`, if any. */
+  inFlightOwner(key: string): Promise<string | null>;
   /**
-   * Registers a question as the one answering `identity` in `epoch`; when another already is,
-   * returns that one's id instead (the caller joins it). The registration expires after ttlMs.
+   * Registers a question under `key` unless another already is; returns the registered one (this
+   * question when it won). The registration expires after ttlMs.
    */
-  claimInFlight(
-    identity: CacheIdentity,
-    epoch: CacheEpoch,
+  claimInFlight(key: string, questionId: string, ttlMs: number): Promise<string>;
+  /** Replaces a registration that has gone stale, if it is still `staleOwner`'s. */
+  replaceInFlight(
+    key: string,
+    staleOwner: string,
     questionId: string,
     ttlMs: number,
-  ): Promise<{ key: string; owner: string }>;
+  ): Promise<void>;
   /** Ends a registration, if it is still this question's. */
   releaseInFlight(key: string, questionId: string): Promise<void>;
   /** Counts a lookup; a hit also adds the time the original answer took. */
@@ -97,6 +103,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+const REPLACE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return false
+`;
+
 /** Builds the answer cache over a connection the caller owns. */
 export function createAnswerCache(
   redis: Redis,
@@ -105,12 +116,12 @@ export function createAnswerCache(
 ): AnswerCache {
   if (!('askqReleaseInFlight' in redis)) {
     redis.defineCommand('askqReleaseInFlight', { numberOfKeys: 1, lua: RELEASE_LUA });
+    redis.defineCommand('askqReplaceInFlight', { numberOfKeys: 1, lua: REPLACE_LUA });
   }
-  const release = (
-    redis as unknown as {
-      askqReleaseInFlight(key: string, id: string): Promise<number>;
-    }
-  ).askqReleaseInFlight.bind(redis);
+  const scripts = redis as unknown as {
+    askqReleaseInFlight(key: string, id: string): Promise<number>;
+    askqReplaceInFlight(key: string, stale: string, id: string, ttlMs: number): Promise<unknown>;
+  };
 
   const epochOf = (generation: string | null, version: string | null): CacheEpoch => ({
     generation: Number(generation ?? 0),
@@ -155,18 +166,28 @@ export function createAnswerCache(
         .exec();
     },
 
-    async claimInFlight(identity, epoch, questionId, ttlMs) {
-      const key = keys.inFlight(cacheHash(identity), epoch.version, epoch.generation);
+    inFlightKey(identity, epoch) {
+      return keys.inFlight(cacheHash(identity), epoch.version, epoch.generation);
+    },
+
+    inFlightOwner(key) {
+      return redis.get(key);
+    },
+
+    async claimInFlight(key, questionId, ttlMs) {
       const set = await redis.set(key, questionId, 'PX', ttlMs, 'NX');
-      if (set === 'OK') return { key, owner: questionId };
+      if (set === 'OK') return questionId;
       const owner = await redis.get(key);
-      // It finished between the two calls: take the slot over.
-      if (owner === null) return this.claimInFlight(identity, epoch, questionId, ttlMs);
-      return { key, owner };
+      // It was released between the two calls: try again.
+      return owner ?? this.claimInFlight(key, questionId, ttlMs);
+    },
+
+    async replaceInFlight(key, staleOwner, questionId, ttlMs) {
+      await scripts.askqReplaceInFlight(key, staleOwner, questionId, ttlMs);
     },
 
     async releaseInFlight(key, questionId) {
-      await release(key, questionId);
+      await scripts.askqReleaseInFlight(key, questionId);
     },
 
     async recordLookup(tenant, layer, hit) {
