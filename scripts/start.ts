@@ -16,7 +16,8 @@ if (existsSync('.env')) process.loadEnvFile('.env');
 const StartConfig = z.object({
   PORT: z.coerce.number().int().min(1).max(65_535).default(3000),
   DATA_DIR: z.string().default('./data'),
-  REDIS_URL: z.url().optional(),
+  // Passed on as it is (one URL, or a cluster's nodes); the apps validate it.
+  REDIS_URL: z.string().min(1).optional(),
   CHROMA_URL: z.url().optional(),
   WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65_535).default(9464),
   /** Port of the managed Redis; another free port is used when it is taken. */

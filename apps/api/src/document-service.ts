@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@askq/shared';
 import {
   AppError,
   JOBS,
@@ -36,7 +36,7 @@ const PENDING_TTL_SECONDS = 7 * 86_400;
 
 /** Builds the document service over clients the caller owns. */
 export function createDocumentService(deps: {
-  redis: Redis;
+  redis: RedisClient;
   queue: Queue<IngestJob>;
   registry: CollectionRegistry;
   keys: Keys;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@askq/shared';
 import { decodePublished, type Keys, type LoggedEvent, type Logger } from '@askq/shared';
 
 /** Receives a question's live events. */
@@ -24,7 +24,7 @@ interface Channel {
  * One subscriber connection per API process rather than one per client: channels are subscribed
  * while at least one stream watches them and released after the last one leaves.
  */
-export function createEventHub(subscriber: Redis, keys: Keys, log: Logger): EventHub {
+export function createEventHub(subscriber: RedisClient, keys: Keys, log: Logger): EventHub {
   const channels = new Map<string, Channel>();
   let connectedOnce = false;
 

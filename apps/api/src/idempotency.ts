@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@askq/shared';
 import { AppError, type Keys } from '@askq/shared';
 
 /** A response stored under an Idempotency-Key, replayed for a repeat of the same request. */
@@ -25,7 +25,7 @@ const KEY = /^[\x21-\x7e]{1,255}$/;
  * first response again; the same key with another body is 422. A request still in progress
  * under the key is a 409, so two concurrent retries cannot both enqueue.
  */
-export function createIdempotency(redis: Redis, keys: Keys, options: { ttlSeconds: number }) {
+export function createIdempotency(redis: RedisClient, keys: Keys, options: { ttlSeconds: number }) {
   return {
     async begin(tenant: string, key: string, body: unknown): Promise<IdempotencyDecision> {
       if (!KEY.test(key)) {

@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@askq/shared';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '@askq/shared';
 
@@ -8,7 +8,7 @@ import { AppError } from '@askq/shared';
  * rate-limiter-flexible, so every API process draws from the same allowance.
  */
 export function rateLimit(options: {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   perMinute: number;
 }): RequestHandler {

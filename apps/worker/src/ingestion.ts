@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@askq/shared';
 import {
   AppError,
   JOBS,
@@ -20,7 +20,7 @@ import {
  * progress in the ingestion's hash, which `GET /v1/ingestions/{id}` reads.
  */
 export function createIngestProcessor(deps: {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   log: Logger;
   ingest: IngestDeps;

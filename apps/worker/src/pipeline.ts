@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@askq/shared';
 import {
   AppError,
   JOBS,
@@ -54,7 +54,7 @@ export interface PipelineSettings {
 
 /** Clients and settings the processor runs with. */
 export interface PipelineDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   events: EventLog;
   log: Logger;
@@ -117,17 +117,19 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       throw new UnrecoverableError('invalid question payload');
     }
     const q = parsed.data;
-    // Everything the attempt needs to know first, in one round trip.
-    const [[, fields], [, generation], [, collectionHash]] = (await deps.redis
-      .pipeline()
-      .hmget(deps.keys.question(q.id), 'status', 'startedAt', 'retryAttempt', 'inFlightKey')
-      .get(deps.keys.cacheGeneration)
-      .hgetall(deps.keys.collection(q.tenant, q.collection))
-      .exec()) as [
-      [null, Array<string | null>],
-      [null, string | null],
-      [null, Record<string, string>],
-    ];
+    // Everything the attempt needs to know first, sent together (the connection auto-pipelines:
+    // one round trip per Redis node; on a cluster these keys live in different slots).
+    const [fields, generation, collectionHash] = await Promise.all([
+      deps.redis.hmget(
+        deps.keys.question(q.id),
+        'status',
+        'startedAt',
+        'retryAttempt',
+        'inFlightKey',
+      ),
+      deps.redis.get(deps.keys.cacheGeneration),
+      deps.redis.hgetall(deps.keys.collection(q.tenant, q.collection)),
+    ]);
     const [status = null, firstStartedAt = null, retryAttempt = null, inFlightKey = null] = fields;
     const collection = toCollectionState(collectionHash);
     // The epoch is read before retrieval: an answer is only ever stored under the epoch it was

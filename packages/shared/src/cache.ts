@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import type { QuestionResult } from './question.js';
 
@@ -110,7 +110,7 @@ return false
 
 /** Builds the answer cache over a connection the caller owns. */
 export function createAnswerCache(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: { ttlSeconds: number },
 ): AnswerCache {
@@ -141,13 +141,13 @@ export function createAnswerCache(
   return {
     async lookup(identity) {
       const hash = cacheHash(identity);
-      // A pipeline, not a transaction: the keys may live on different cluster nodes.
-      const [[, generation], [, version], [, raw]] = (await redis
-        .pipeline()
-        .get(keys.cacheGeneration)
-        .hget(keys.collection(identity.tenant, identity.collection), 'version')
-        .get(keys.cacheEntry(hash))
-        .exec()) as [[null, string | null], [null, string | null], [null, string | null]];
+      // Separate commands sent together, not a pipeline: on a cluster the keys live in different
+      // slots, and an ioredis cluster pipeline must stay within one.
+      const [generation, version, raw] = await Promise.all([
+        redis.get(keys.cacheGeneration),
+        redis.hget(keys.collection(identity.tenant, identity.collection), 'version'),
+        redis.get(keys.cacheEntry(hash)),
+      ]);
       const epoch = epochOf(generation, version);
       const entry = raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
       const valid =
@@ -158,12 +158,11 @@ export function createAnswerCache(
     async store(identity, epoch, result) {
       const hash = cacheHash(identity);
       const entry: CachedAnswer = { ...epoch, storedAt: Date.now(), result };
-      await redis
-        .pipeline()
-        .set(keys.cacheEntry(hash), JSON.stringify(entry), 'EX', options.ttlSeconds)
-        .zadd(keys.cacheIndex(identity.tenant), Date.now() + options.ttlSeconds * 1_000, hash)
-        .sadd(keys.cacheTenants, identity.tenant)
-        .exec();
+      await Promise.all([
+        redis.set(keys.cacheEntry(hash), JSON.stringify(entry), 'EX', options.ttlSeconds),
+        redis.zadd(keys.cacheIndex(identity.tenant), Date.now() + options.ttlSeconds * 1_000, hash),
+        redis.sadd(keys.cacheTenants, identity.tenant),
+      ]);
     },
 
     inFlightKey(identity, epoch) {
@@ -226,9 +225,10 @@ export function createAnswerCache(
       const counts = await Promise.all(tenants.map(liveEntries));
       // New generation: every stored answer (exact and semantic) stops matching at once; the
       // entries themselves expire with their TTL.
-      const pipeline = redis.pipeline().incr(keys.cacheGeneration);
-      for (const tenant of tenants) pipeline.del(keys.cacheIndex(tenant));
-      await pipeline.exec();
+      await Promise.all([
+        redis.incr(keys.cacheGeneration),
+        ...tenants.map((tenant) => redis.del(keys.cacheIndex(tenant))),
+      ]);
       return counts.reduce((a, b) => a + b, 0);
     },
   };

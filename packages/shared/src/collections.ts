@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { CollectionView } from './documents.js';
 import { AppError } from './errors.js';
 import type { Keys } from './keys.js';
@@ -134,7 +134,7 @@ export interface LockOptions {
 
 /** Builds the registry over a connection the caller owns. */
 export function createCollectionRegistry(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   lock: LockOptions = { ttlMs: 60_000, waitMs: 30_000 },
 ): CollectionRegistry {

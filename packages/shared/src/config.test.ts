@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { BaseConfig, ConfigError, loadConfig } from './config.js';
+import { redisTarget } from './redis.js';
 
 /** Runs loadConfig and returns the ConfigError it throws. */
 function configError(env: Record<string, string | undefined>): ConfigError {
@@ -18,6 +19,8 @@ describe('loadConfig with BaseConfig', () => {
     expect(loadConfig(BaseConfig, {})).toEqual({
       LOG_LEVEL: 'info',
       REDIS_URL: 'redis://127.0.0.1:6390',
+      REDIS_CLUSTER: false,
+      QUEUE_SHARDS: 1,
       REDIS_PREFIX: 'askq',
       CHROMA_URL: 'http://127.0.0.1:8000',
       RESULT_TTL_SECONDS: 86_400,
@@ -114,6 +117,28 @@ describe('loadConfig with BaseConfig', () => {
       expect(error.problems).toHaveLength(1);
       expect(error.problems[0]).toMatch(/^REDIS_URL: /);
     }
+  });
+
+  it('takes a Redis Cluster as several node URLs, and refuses a list with a bad one', () => {
+    const nodes = 'redis://10.0.0.1:7000,redis://10.0.0.2:7000, redis://10.0.0.3:7000';
+    expect(redisTarget(loadConfig(BaseConfig, { REDIS_URL: nodes }))).toEqual({
+      urls: ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000', 'redis://10.0.0.3:7000'],
+      cluster: true,
+    });
+    expect(
+      redisTarget(
+        loadConfig(BaseConfig, { REDIS_URL: 'rediss://c.example', REDIS_CLUSTER: 'true' }),
+      ),
+    ).toEqual({ urls: ['rediss://c.example'], cluster: true });
+    expect(redisTarget(loadConfig(BaseConfig, {}))).toEqual({
+      urls: ['redis://127.0.0.1:6390'],
+      cluster: false,
+    });
+    expect(configError({ REDIS_URL: 'redis://a:1,http://b:2' }).problems[0]).toMatch(
+      /^REDIS_URL: /,
+    );
+    expect(configError({ REDIS_CLUSTER: 'maybe' }).problems[0]).toMatch(/^REDIS_CLUSTER: /);
+    expect(configError({ QUEUE_SHARDS: '0' }).problems[0]).toMatch(/^QUEUE_SHARDS: /);
   });
 
   it('rejects a CHROMA_URL that is not http(s)', () => {

@@ -3,8 +3,23 @@ import { z } from 'zod';
 /** Settings every process shares. Units are in the names or the comments. */
 export const BaseConfig = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Redis for queues, event logs, results and cache. `npm start` sets it to its managed server. */
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6390'),
+  /**
+   * Redis for queues, event logs, results and cache. `npm start` sets it to its managed server.
+   * For Redis Cluster, one or more seed nodes separated by commas (docs/SCALING.md).
+   */
+  REDIS_URL: z
+    .string()
+    .default('redis://127.0.0.1:6390')
+    .refine((value) => value.split(',').every(isRedisUrl), {
+      message: 'must be a redis:// or rediss:// URL, or several separated by commas',
+    }),
+  /** Use the Redis Cluster protocol; implied when REDIS_URL names more than one node. */
+  REDIS_CLUSTER: z.stringbool().default(false),
+  /**
+   * Questions are spread over this many BullMQ queues, each in its own cluster slot, so that
+   * more than one Redis master carries the queue (docs/SCALING.md). Every worker consumes all.
+   */
+  QUEUE_SHARDS: z.coerce.number().int().min(1).max(64).default(1),
   /** Namespace of every Redis key and BullMQ queue, so several deployments can share a server. */
   REDIS_PREFIX: z
     .string()
@@ -33,6 +48,10 @@ export const BaseConfig = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
+
+function isRedisUrl(value: string): boolean {
+  return z.url({ protocol: /^rediss?$/ }).safeParse(value.trim()).success;
+}
 
 const SECRET = /KEY|SECRET|PASSWORD|TOKEN/;
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import type { PublicError, QuestionResult, Source } from './question.js';
 
@@ -116,7 +116,7 @@ export interface EventLog {
 
 /** Builds the event log over a connection the caller owns. */
 export function createEventLog(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: { maxLen: number; ttlSeconds: number },
 ): EventLog {

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { toError } from './errors.js';
 import type { Shutdown } from './shutdown.js';
@@ -12,30 +12,73 @@ import type { Shutdown } from './shutdown.js';
  */
 export type RedisRole = 'api' | 'worker' | 'subscriber';
 
+/** A connection to one Redis server or to a Redis Cluster; askq's code works with either. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: one server's URL, or a cluster's seed nodes. */
+export interface RedisTarget {
+  urls: string[];
+  cluster: boolean;
+}
+
+/** Reads REDIS_URL (one URL, or several separated by commas) and REDIS_CLUSTER. */
+export function redisTarget(config: { REDIS_URL: string; REDIS_CLUSTER?: boolean }): RedisTarget {
+  const urls = config.REDIS_URL.split(',')
+    .map((url) => url.trim())
+    .filter(Boolean);
+  return { urls, cluster: config.REDIS_CLUSTER === true || urls.length > 1 };
+}
+
+// Reconnect quickly at first, then every 2 s at most: recovery after an outage takes seconds.
+const reconnectDelay = (times: number) => Math.min(50 * 2 ** times, 2_000);
+
 /** Opens an ioredis connection for a role. The caller owns it and must `quit()` it. */
 export function createRedis(
-  url: string,
+  target: RedisTarget | string,
   role: RedisRole,
   name: string,
   extra: Pick<RedisOptions, 'enableAutoPipelining'> = {},
-): Redis {
+): RedisClient {
+  const { urls, cluster } =
+    typeof target === 'string' ? redisTarget({ REDIS_URL: target }) : target;
   const options: RedisOptions = {
-    ...extra,
     connectionName: name,
-    // Reconnect quickly at first, then every 2 s at most: recovery after an outage takes seconds.
-    retryStrategy: (times) => Math.min(50 * 2 ** times, 2_000),
+    retryStrategy: reconnectDelay,
+    // BullMQ's blocking commands need null; the API fails fast instead.
+    maxRetriesPerRequest: role === 'api' ? 1 : null,
   };
-  if (role === 'api') {
-    options.enableOfflineQueue = false;
-    options.maxRetriesPerRequest = 1;
-  } else {
-    options.maxRetriesPerRequest = null;
+  if (!cluster) {
+    return new Redis(urls[0]!, { ...options, ...extra, enableOfflineQueue: role !== 'api' });
   }
-  return new Redis(url, options);
+  const seed = new URL(urls[0]!);
+  const clusterOptions: ClusterOptions = {
+    ...extra,
+    enableOfflineQueue: role !== 'api',
+    clusterRetryStrategy: reconnectDelay,
+    // A master that dies closes its connections; ioredis then refreshes the slot map and resends
+    // the command, up to maxRedirections times. These spread those tries over the seconds a
+    // replica needs to be promoted (cluster-node-timeout plus the election).
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    maxRedirections: 50,
+    // TLS certificates of managed clusters name the configured host, not the node IPs.
+    dnsLookup: (address, callback) => callback(null, address),
+    redisOptions: {
+      ...options,
+      username: decodeURIComponent(seed.username) || undefined,
+      password: decodeURIComponent(seed.password) || undefined,
+      ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+  };
+  const nodes = urls.map((url) => {
+    const parsed = new URL(url);
+    return { host: parsed.hostname, port: Number(parsed.port || 6379) };
+  });
+  return new Cluster(nodes, clusterOptions);
 }
 
 /** Resolves once the connection is ready, rejects after timeoutMs with the last error. */
-export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<void> {
+export async function waitForRedis(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     let lastError: unknown;
@@ -60,11 +103,16 @@ export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<voi
   });
 }
 
-/** A URL with its password masked, for logs. */
+/** A URL (or a comma-separated list of them) with its passwords masked, for logs. */
 export function redactUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
+  return url
+    .split(',')
+    .map((one) => {
+      const parsed = new URL(one.trim());
+      if (parsed.password) parsed.password = '***';
+      return parsed.toString();
+    })
+    .join(',');
 }
 
 /**
@@ -72,13 +120,13 @@ export function redactUrl(url: string): string {
  * and whose close is registered right away, so shutdown releases it in reverse order.
  */
 export function openRedis(
-  url: string,
+  target: RedisTarget | string,
   role: RedisRole,
   name: string,
   owner: { log: Logger; shutdown: Shutdown },
   extra: Pick<RedisOptions, 'enableAutoPipelining'> = {},
-): Redis {
-  const redis = createRedis(url, role, name, extra);
+): RedisClient {
+  const redis = createRedis(target, role, name, extra);
   redis.on('error', (e: unknown) =>
     owner.log.warn({ err: toError(e), connection: name }, 'redis connection error'),
   );

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 
 /**
@@ -23,7 +23,7 @@ return 1
 
 /** Builds the slot counter over a connection the caller owns. */
 export function createTenantSlots(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: { staleMs: number },
 ): TenantSlots {
