@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@askq/shared';
 import {
   AppError,
   JOBS,
   TERMINAL_STATUSES,
+  shardOf,
   toError,
   toPublicError,
   toQuestionView,
@@ -42,8 +43,9 @@ export interface QuestionService {
 
 /** Builds the question service over clients the caller owns. */
 export function createQuestionService(deps: {
-  redis: Redis;
-  queue: Queue<QuestionJob>;
+  redis: RedisClient;
+  /** The question queue's shards; a question's id picks its shard. */
+  queues: Array<Queue<QuestionJob>>;
   events: EventLog;
   keys: Keys;
   log: Logger;
@@ -55,7 +57,8 @@ export function createQuestionService(deps: {
   /** Questions a tenant may have queued or running (SPEC 7). */
   maxInFlight: number;
 }): QuestionService {
-  const { redis, queue, events, keys, log, metrics, cache, inFlightTtlMs, slots } = deps;
+  const { redis, queues, events, keys, log, metrics, cache, inFlightTtlMs, slots } = deps;
+  const queueOf = (id: string) => queues[shardOf(id, queues.length)]!;
 
   const get = async (tenant: string, id: string): Promise<QuestionView> => {
     if (!QUESTION_ID.test(id)) throw notFound(id);
@@ -118,7 +121,7 @@ export function createQuestionService(deps: {
       // Not pipelined with the record: after a SCRIPT FLUSH ioredis re-sends a refused EVALSHA
       // behind later commands, which could land the record after the job; a worker would skip it.
       const payload: QuestionJob = { id, tenant, ...request, enqueuedAt: Number(record.createdAt) };
-      await queue.add(JOBS.question.name, payload, { jobId: id });
+      await queueOf(id).add(JOBS.question.name, payload, { jobId: id });
     } catch (e) {
       await abandon(tenant, id, record.inFlightKey, e);
       unavailable(e);
@@ -252,7 +255,7 @@ export function createQuestionService(deps: {
       if (TERMINAL_STATUSES.has(view.status)) {
         throw new AppError('CONFLICT', `question ${id} is already ${view.status}`);
       }
-      const job = await queue.getJob(id).catch(unavailable);
+      const job = await queueOf(id).getJob(id).catch(unavailable);
       const state = job ? await job.getState().catch(unavailable) : 'unknown';
       if (
         job &&

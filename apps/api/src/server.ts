@@ -12,7 +12,9 @@ import {
   createRegistry,
   createShutdown,
   JOBS,
+  questionShards,
   redactUrl,
+  redisTarget,
   toError,
   waitForRedis,
   type Logger,
@@ -44,8 +46,9 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   const shutdown = createShutdown({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
   const keys = createKeys(config.REDIS_PREFIX);
 
-  const redis = openRedis(config.REDIS_URL, 'api', 'askq-api', { log, shutdown });
-  const subscriber = openRedis(config.REDIS_URL, 'subscriber', 'askq-api-events', {
+  const target = redisTarget(config);
+  const redis = openRedis(target, 'api', 'askq-api', { log, shutdown });
+  const subscriber = openRedis(target, 'subscriber', 'askq-api-events', {
     log,
     shutdown,
   });
@@ -53,25 +56,26 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   // With the offline queue off, add() fails at once while Redis is down (BRIEF): that needs
   // skipWaitingForReady, and skipVersionCheck, whose INFO would otherwise fail once at start-up
   // before the connection is ready and leave the queue unusable.
-  const openQueue = <T>(job: (typeof JOBS)[keyof typeof JOBS]) => {
+  const openQueue = <T>(job: (typeof JOBS)[keyof typeof JOBS], prefix = keys.queuePrefix) => {
     const queue = new Queue<T>(job.queue, {
       connection: redis,
-      prefix: keys.queuePrefix,
+      prefix,
       skipWaitingForReady: true,
       skipVersionCheck: true,
       defaultJobOptions: job.options,
     });
     queue.on('error', (e: unknown) =>
-      log.warn({ err: toError(e), queue: job.queue }, 'queue error'),
+      log.warn({ err: toError(e), queue: job.queue, prefix }, 'queue error'),
     );
-    shutdown.add(`${job.queue} queue`, () => queue.close());
+    shutdown.add(`${job.queue} queue ${prefix}`, () => queue.close());
     return queue;
   };
-  const queue = openQueue<QuestionJob>(JOBS.question);
+  const shards = questionShards(keys, config.QUEUE_SHARDS);
+  const questionQueues = shards.map((shard) => openQueue<QuestionJob>(JOBS.question, shard.prefix));
   const ingestQueue = openQueue<IngestJob>(JOBS.ingest);
 
   const registry = createRegistry('api');
-  const metrics = createAskqMetrics(registry, [queue, ingestQueue]);
+  const metrics = createAskqMetrics(registry, [...questionQueues, ingestQueue]);
   // A question older than twice its time limit cannot still be running: its slot is stale.
   const slots = createTenantSlots(redis, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS });
   const answerCache = createAnswerCache(redis, keys, { ttlSeconds: config.CACHE_TTL_SECONDS });
@@ -84,7 +88,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     log,
     questions: createQuestionService({
       redis,
-      queue,
+      queues: questionQueues,
       events,
       keys,
       log,
@@ -118,7 +122,10 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     apiKeys,
     openapi: createOpenApiDocument({ version: '0.1.0' }),
     admin: adminRoutes({
-      queues: [queue, ingestQueue],
+      queues: [
+        ...questionQueues.map((queue, i) => ({ queue, label: shards[i]!.label })),
+        { queue: ingestQueue, label: 'ingest' },
+      ],
       adminKey: config.ADMIN_API_KEY,
       authOn: apiKeys.length > 0,
     }),

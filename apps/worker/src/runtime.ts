@@ -10,7 +10,10 @@ import {
   createRegistry,
   createShutdown,
   JOBS,
+  questionShards,
   redactUrl,
+  redisTarget,
+  shardOf,
   toError,
   type Logger,
 } from '@askq/shared';
@@ -46,9 +49,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
 
   // BullMQ's connection, and a second one for askq's own keys (events, cache, collections):
   // auto-pipelining sends the commands of one tick in one write, and keeps them off BullMQ's.
-  const redis = openRedis(config.REDIS_URL, 'worker', 'askq-worker', { log, shutdown });
+  const target = redisTarget(config);
+  const redis = openRedis(target, 'worker', 'askq-worker', { log, shutdown });
   const data = openRedis(
-    config.REDIS_URL,
+    target,
     'worker',
     'askq-worker-data',
     { log, shutdown },
@@ -136,26 +140,35 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     },
   });
 
+  // One BullMQ worker per question queue shard, all in this process. Shards fill evenly (ids are
+  // hashed), so the process's concurrency is split evenly between them.
+  const shards = questionShards(keys, config.QUEUE_SHARDS);
+  const perShard = Math.max(1, Math.round(config.WORKER_CONCURRENCY / shards.length));
   // Workers block on Redis (BZPOPMIN on the queue's marker): no polling, pickup in milliseconds.
-  const worker = new Worker(JOBS.question.queue, processor, {
-    connection: redis,
-    prefix: keys.queuePrefix,
-    concurrency: config.WORKER_CONCURRENCY,
-    // BullMQ renews a job's lock every lockDuration / 2 while it runs, so a long LLM call never
-    // looks stalled; a killed worker's jobs are taken back after the lock lapses and the next
-    // stalled check: seconds, not BullMQ's default minute.
-    lockDuration: config.WORKER_LOCK_MS,
-    stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
-    maxStalledCount: 2,
-    settings: {
-      backoffStrategy: createBackoff({
-        baseMs: config.RETRY_BASE_DELAY_MS,
-        maxMs: config.RETRY_MAX_DELAY_MS,
-        jitter: 0.5,
-      }),
-    },
+  const questionWorkers = shards.map((shard) => {
+    const worker = new Worker(JOBS.question.queue, processor, {
+      connection: redis,
+      prefix: shard.prefix,
+      concurrency: perShard,
+      // BullMQ renews a job's lock every lockDuration / 2 while it runs, so a long LLM call never
+      // looks stalled; a killed worker's jobs are taken back after the lock lapses and the next
+      // stalled check: seconds, not BullMQ's default minute.
+      lockDuration: config.WORKER_LOCK_MS,
+      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: 2,
+      settings: {
+        backoffStrategy: createBackoff({
+          baseMs: config.RETRY_BASE_DELAY_MS,
+          maxMs: config.RETRY_MAX_DELAY_MS,
+          jitter: 0.5,
+        }),
+      },
+    });
+    worker.on('error', (e: unknown) =>
+      log.warn({ err: toError(e), shard: shard.index }, 'worker error'),
+    );
+    return worker;
   });
-  worker.on('error', (e: unknown) => log.warn({ err: toError(e) }, 'worker error'));
   // close() waits for active jobs without a deadline: bound it, then hand the jobs back.
   const closeWorker = async (w: Worker) => {
     const timer = new Promise<'timeout'>((resolve) =>
@@ -180,15 +193,16 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   );
   ingestWorker.on('error', (e: unknown) => log.warn({ err: toError(e) }, 'ingest worker error'));
   shutdown.add('bullmq workers', () =>
-    Promise.all([closeWorker(worker), closeWorker(ingestWorker)]),
+    Promise.all([...questionWorkers, ingestWorker].map(closeWorker)),
   );
 
   // Cancels are broadcast: only the process holding a job can abort it (BullMQ cancelJob).
-  const cancels = openRedis(config.REDIS_URL, 'subscriber', 'askq-worker-cancel', {
+  const cancels = openRedis(target, 'subscriber', 'askq-worker-cancel', {
     log,
     shutdown,
   });
   cancels.on('message', (_channel: string, questionId: string) => {
+    const worker = questionWorkers[shardOf(questionId, shards.length)]!;
     if (worker.cancelJob(questionId, 'cancelled')) log.info({ questionId }, 'cancelling question');
   });
   await cancels.subscribe(keys.cancelChannel);
@@ -196,7 +210,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const metricsServer = await startMetricsServer({
     port: config.WORKER_METRICS_PORT,
     registry: metricsRegistry,
-    healthy: () => worker.isRunning() && ingestWorker.isRunning(),
+    healthy: () => [...questionWorkers, ingestWorker].every((w) => w.isRunning()),
   });
   shutdown.add('metrics server', async () => {
     metricsServer.server.closeAllConnections();
@@ -205,7 +219,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
 
   log.info(
     {
-      concurrency: config.WORKER_CONCURRENCY,
+      concurrency: perShard * shards.length,
+      shards: shards.length,
       llm: config.LLM_BASE_URL ? redactUrl(config.LLM_BASE_URL) : 'extractive',
       metricsPort: metricsServer.port,
     },

@@ -6,6 +6,7 @@ export * from './logger.js';
 export * from './question.js';
 export * from './question-record.js';
 export * from './redis.js';
+export * from './shards.js';
 export * from './shutdown.js';
 export * from './jobs.js';
 export * from './metrics.js';

@@ -41,6 +41,8 @@ export interface Keys {
   readonly cancelChannel: string;
   /** BullMQ `prefix`; a hash tag keeps each queue's keys in one slot (BullMQ on Redis Cluster). */
   readonly queuePrefix: string;
+  /** BullMQ `prefix` of question queue shard n > 0: its own hash tag, so its own slot. */
+  shardQueuePrefix(shard: number): string;
 }
 
 /** Key names under a prefix such as `askq`. */
@@ -67,5 +69,6 @@ export function createKeys(prefix: string): Keys {
     idempotency: (tenant, keyHash) => `${prefix}:idem:{${tenant}}:${keyHash}`,
     cancelChannel: `${prefix}:cancel`,
     queuePrefix: `{${prefix}}`,
+    shardQueuePrefix: (shard) => `{${prefix}:s${shard}}`,
   };
 }

@@ -141,9 +141,11 @@ export function createAskqMetrics(registry: Registry, queues: CountableQueue[] =
       async collect() {
         try {
           const counts = await Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_STATES)));
+          // The shards of the question queue share its name: their counts add up.
+          this.reset();
           counts.forEach((count, i) => {
             for (const state of QUEUE_STATES) {
-              this.set({ queue: queues[i]!.name, state }, count[state] ?? 0);
+              this.inc({ queue: queues[i]!.name, state }, count[state] ?? 0);
             }
           });
         } catch {

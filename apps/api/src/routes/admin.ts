@@ -55,16 +55,23 @@ function matches(presented: string | undefined, expected: Buffer): boolean {
 
 /** `/admin/queues`: Bull Board for the given queues, behind admin auth. */
 export function adminRoutes(options: {
-  queues: Queue[];
+  /** Each queue with the name Bull Board shows; shards of one queue share its BullMQ name. */
+  queues: Array<{ queue: Queue; label: string }>;
   adminKey: string | undefined;
   authOn: boolean;
 }): Router {
   const board = new ExpressAdapter();
   board.setBasePath(BULL_BOARD_PATH);
   createBullBoard({
-    queues: options.queues.map(
-      (queue) => new BullMQAdapter(queue, { readOnlyMode: options.adminKey === undefined }),
-    ),
+    queues: options.queues.map(({ queue, label }, i) => {
+      // Bull Board keys queues by prefix + name; shards share a name, so they get a prefix.
+      const shared = options.queues.filter((q) => q.queue.name === queue.name).length > 1;
+      return new BullMQAdapter(queue, {
+        readOnlyMode: options.adminKey === undefined,
+        displayName: label,
+        ...(shared ? { prefix: `s${i}.` } : {}),
+      });
+    }),
     serverAdapter: board,
   });
   const router = Router();
