@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { QuestionView } from '@askq/shared';
 import { startAskq, type TestAskq } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
@@ -162,6 +163,34 @@ describe('asking a question', () => {
       expect(rest.at(-1)!.event).toBe('completed');
     } finally {
       await other.stop();
+    }
+  });
+
+  it('delivers an event whose notification was lost at the next heartbeat', async () => {
+    // No worker: the question stays queued until this test writes its end into the log, and
+    // that write is never published, as when a cluster moves the API's subscriber mid-stream.
+    const quiet = await startAskq({ worker: false, env: { SSE_HEARTBEAT_MS: '200' } });
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const { id, events: eventsUrl } = await quiet.ask('Will this ever end?');
+      // Written once the stream has replayed the log and is live.
+      let live!: () => void;
+      const replayed = new Promise<void>((resolve) => (live = resolve));
+      const stream = followEvents(eventsUrl, {
+        timeoutMs: 10_000,
+        stopAfter: () => {
+          live();
+          return false;
+        },
+      });
+      await replayed;
+      const data = JSON.stringify({ status: 'cancelled' });
+      await redis.xadd(`${quiet.prefix}:q:{${id}}:events`, '*', 'e', 'cancelled', 'd', data);
+      const events = await stream;
+      expect(events.map((e) => e.event)).toEqual(['status', 'cancelled']);
+    } finally {
+      await redis.quit();
+      await quiet.stop();
     }
   });
 

@@ -48,13 +48,23 @@ export function createEventHub(subscriber: RedisClient, keys: Keys, log: Logger)
     else pending.set(channel, [event]);
   });
 
+  const resyncAll = () => {
+    for (const channel of channels.values()) {
+      for (const listener of channel.listeners) listener.onResync();
+    }
+  };
+  // On a cluster, ioredis moves the subscription to another node when its node leaves, without
+  // a 'ready' of its own: re-read then, and the streams' heartbeats catch what comes after.
+  subscriber.on('-node', () => {
+    log.warn({ channels: channels.size }, 'a Redis Cluster node left; resyncing streams');
+    resyncAll();
+  });
+
   subscriber.on('ready', () => {
     // ioredis re-subscribes by itself, but anything published while it was away is gone.
     if (connectedOnce) {
       log.warn({ channels: channels.size }, 'event subscriber reconnected; resyncing streams');
-      for (const channel of channels.values()) {
-        for (const listener of channel.listeners) listener.onResync();
-      }
+      resyncAll();
     }
     connectedOnce = true;
   });

@@ -135,7 +135,12 @@ async function streamLive(
     onResync: () => void catchUp(),
   });
 
-  const heartbeat = setInterval(() => res.write(': ping\n\n'), deps.options.heartbeatMs);
+  // Pub/sub is best effort (a message published while the subscriber moves to another cluster
+  // node is gone); the log is the truth. So each heartbeat also reads whatever was missed.
+  const heartbeat = setInterval(() => {
+    res.write(': ping\n\n');
+    if (!catchingUp) void catchUp();
+  }, deps.options.heartbeatMs);
   heartbeat.unref();
   function finish() {
     if (closed) return;
