@@ -151,8 +151,9 @@ describe('on a Redis Cluster', () => {
       ),
     );
 
-    // The master of shard 0's queue, which holds some of these jobs and their locks.
-    const victim = await cluster.masterOf(questionShards(createKeys(prefix), SHARDS)[0]!.prefix);
+    // The master of the first question's shard: it holds that job, its lock, and its neighbours'.
+    const shards = questionShards(createKeys(prefix), SHARDS);
+    const victim = await cluster.masterOf(shards[shardOf(running[0]!, SHARDS)]!.prefix);
     await cluster.kill(victim);
     await cluster.waitForFailover(victim);
 
@@ -160,8 +161,16 @@ describe('on a Redis Cluster', () => {
     const fresh = await Promise.all(
       Array.from({ length: 6 }, (_, i) => ask(apis[i % 2]!, `What makes volcanoes erupt? (${i})`)),
     );
+    // Complete, and each answer streamed cleanly: after the last `retry`, only the tokens of the
+    // attempt that finished (a worker that lost its lock in the failover is fenced off).
     for (const events of await Promise.all(streams)) {
       expect(events.at(-1)!.event).toBe('completed');
+      const final = events.slice(events.findLastIndex((e) => e.event === 'retry') + 1);
+      const text = final
+        .filter((e) => e.event === 'token')
+        .map((e) => (e.data as { text: string }).text)
+        .join('');
+      expect(text).toBe((events.at(-1)!.data as { result: { answer: string } }).result.answer);
     }
     const logs = await Promise.all(
       fresh.map((id, i) => followAcross(id, apis[i % 2]!, apis[(i + 1) % 2]!)),

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -183,6 +183,44 @@ describe('workers that die or stop', () => {
       expect(view).toMatchObject({ status: 'completed', attempts: 2 });
     } finally {
       await second.process.stop();
+    }
+  }, 120_000);
+
+  it('a worker frozen past its lock is superseded: its late tokens never reach the stream', async () => {
+    // SIGSTOP stands for a long pause or a partition (as in a Redis failover): the lock lapses,
+    // another worker retries the question, and then the first one wakes up still mid-answer.
+    llm.reply(() => ({ text: SLOW, chunkDelayMs: 40 }));
+    const first = await spawnWorker(env);
+    const { events } = await askq.ask('What causes tides? (frozen)', { cache: false });
+    const seen = await followEvents(events, {
+      stopAfter: (got) => got.some((e) => e.event === 'token'),
+    });
+    process.kill(first.process.pid, 'SIGSTOP');
+    const second = await spawnWorker(env);
+    try {
+      const retried = await followEvents(`${events}?lastEventId=${seen.at(-1)!.id}`, {
+        stopAfter: (got) => got.some((e) => e.event === 'token'),
+        timeoutMs: 30_000,
+      });
+      expect(retried.some((e) => e.event === 'retry')).toBe(true);
+      process.kill(first.process.pid, 'SIGCONT');
+      const rest = await followEvents(`${events}?lastEventId=${retried.at(-1)!.id}`, {
+        timeoutMs: 60_000,
+      });
+      const all = [...seen, ...retried, ...rest];
+      const afterRetry = all.slice(all.findLastIndex((e) => e.event === 'retry') + 1);
+      const tokens = afterRetry.filter((e) => e.event === 'token');
+      expect(tokens.every((e) => (e.data as { attempt: number }).attempt === 2)).toBe(true);
+      expect(tokens.map((e) => (e.data as { text: string }).text).join('')).toBe(
+        resultOf(rest).answer,
+      );
+      await waitFor(
+        async () => (await readFile(first.logFile, 'utf8')).includes('took this question over'),
+        { timeoutMs: 10_000, what: 'the first worker to notice it was superseded' },
+      );
+    } finally {
+      process.kill(first.process.pid, 'SIGCONT');
+      await Promise.all([first.process.stop(), second.process.stop()]);
     }
   }, 120_000);
 

@@ -14,32 +14,39 @@ interface AppendCall {
 type Reply = string | null | Error;
 
 /**
- * An in-memory EventLog that records appends. `reply` decides each append's outcome (an id, a
- * refusal, or a thrown error); `delayMs` gives each append an async latency so overlapping
- * writes would show up as `maxActive > 1` or out-of-order calls.
+ * An in-memory EventLog that records appends. `reply` decides each event's outcome (an id, a
+ * refusal, or a thrown error, which fails its whole batch); `delayMs` gives each batch an async
+ * latency (by its first event's number) so overlapping batches would show up as `maxActive > 1`.
  */
 function fakeLog(opts: { reply?: (n: number) => Reply; delayMs?: (n: number) => number } = {}) {
   const calls: AppendCall[] = [];
+  const batches: number[] = [];
   let active = 0;
   let maxActive = 0;
   const log: EventLog = {
-    async append(questionId, event, options) {
-      const n = calls.length;
-      calls.push({ at: Date.now(), questionId, event, options });
+    append() {
+      return Promise.reject(new Error('the sink appends in batches'));
+    },
+    async appendAll(questionId, entries) {
+      const first = calls.length;
+      batches.push(entries.length);
+      for (const { event, options } of entries) {
+        calls.push({ at: Date.now(), questionId, event, options });
+      }
       active += 1;
       maxActive = Math.max(maxActive, active);
       try {
-        const delay = opts.delayMs?.(n) ?? 0;
+        const delay = opts.delayMs?.(first) ?? 0;
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-        const reply = opts.reply ? opts.reply(n) : `${n + 1}-0`;
-        if (reply instanceof Error) throw reply;
-        return reply;
+        return entries.map((_, i) => {
+          const n = first + i;
+          const reply = opts.reply ? opts.reply(n) : `${n + 1}-0`;
+          if (reply instanceof Error) throw reply;
+          return reply;
+        });
       } finally {
         active -= 1;
       }
-    },
-    appendAll() {
-      return Promise.reject(new Error('the sink appends one event at a time'));
     },
     read(): Promise<LoggedEvent[]> {
       return Promise.resolve([]);
@@ -48,6 +55,7 @@ function fakeLog(opts: { reply?: (n: number) => Reply; delayMs?: (n: number) => 
   return {
     log,
     calls,
+    batches,
     events: () => calls.map((c) => c.event),
     get maxActive() {
       return maxActive;
@@ -56,7 +64,7 @@ function fakeLog(opts: { reply?: (n: number) => Reply; delayMs?: (n: number) => 
 }
 
 function sinkOptions(over: Partial<EventSinkOptions> = {}): EventSinkOptions {
-  return { batchMs: 50, batchMax: 3, onRefused: vi.fn(), ...over };
+  return { batchMs: 50, batchMax: 3, onRefused: vi.fn(), ...over, attempt: over.attempt ?? 1 };
 }
 
 // In the fake-timer tests, `advanceTimersByTimeAsync(0)` lets the queued append run without
@@ -71,13 +79,18 @@ afterEach(() => {
 });
 
 describe('createEventSink', () => {
-  it('appends an emitted event with its options and resolves true', async () => {
+  it('appends an emitted event with its options and its attempt, and resolves true', async () => {
     const fake = fakeLog();
-    const sink = createEventSink(fake.log, 'q1', sinkOptions());
-    const options = { set: { status: 'active', attempts: 1 } };
-    await expect(sink.emit(status(), options)).resolves.toBe(true);
+    const sink = createEventSink(fake.log, 'q1', sinkOptions({ attempt: 2 }));
+    const options = { set: { status: 'active', attempts: 2 } };
+    await expect(sink.emit(status(2), options)).resolves.toBe(true);
     expect(fake.calls).toEqual([
-      { at: expect.any(Number), questionId: 'q1', event: status(), options },
+      {
+        at: expect.any(Number),
+        questionId: 'q1',
+        event: status(2),
+        options: { ...options, attempt: 2 },
+      },
     ]);
   });
 
@@ -133,11 +146,13 @@ describe('createEventSink', () => {
     expect(fake.events()[1]).toEqual({ event: 'token', data: { text: 'd', attempt: 1 } });
   });
 
-  it('flushes pending tokens before an emitted event and sends in order without waiting for replies', async () => {
-    // Replies come back out of order; what Redis applies is the order of sending (one connection).
-    const fake = fakeLog({ delayMs: (n) => [20, 5, 0][n] ?? 0 });
+  it('flushes pending tokens before an emitted event, and keeps one batch in flight at a time', async () => {
+    // Each batch waits for the reply to the one before, so Redis applies them in order even when
+    // a failover makes ioredis re-send commands; what comes meanwhile travels in the next batch.
+    const fake = fakeLog({ delayMs: (n) => (n === 0 ? 20 : 0) });
     const sink = createEventSink(fake.log, 'q1', sinkOptions({ batchMax: 10, batchMs: 10_000 }));
     const first = sink.emit(status());
+    await Promise.resolve();
     sink.token('Hel', 1);
     sink.token('lo', 1);
     const done: AskEvent = {
@@ -151,8 +166,8 @@ describe('createEventSink', () => {
       { event: 'token', data: { text: 'Hello', attempt: 1 } },
       done,
     ]);
-    // Pipelined: all three were in flight at once, not one round trip each.
-    expect(fake.maxActive).toBe(3);
+    expect(fake.batches).toEqual([1, 2]);
+    expect(fake.maxActive).toBe(1);
   });
 
   it('starts a new batch when the attempt changes', async () => {

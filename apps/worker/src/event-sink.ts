@@ -22,21 +22,32 @@ export interface EventSink {
   flush(): Promise<void>;
 }
 
+interface Pending {
+  event: AskEvent;
+  appendOptions: AppendOptions;
+  resolve(landed: boolean): void;
+  reject(error: unknown): void;
+}
+
 /** Options of an event sink. */
 export interface EventSinkOptions {
   batchMs: number;
   batchMax: number;
-  /** Called once when the log refuses an append: the question already finished elsewhere. */
+  /** The attempt writing: the log refuses its events once a later attempt has written. */
+  attempt: number;
+  /**
+   * Called once when the log refuses an append: the question already finished elsewhere, a
+   * cancel was requested, or a later attempt took the question over.
+   */
   onRefused: () => void;
 }
 
 /**
- * Appends are sent at once, without waiting for the previous reply: they travel over one Redis
- * connection, which applies them in the order sent, so events keep their order while the
- * pipeline never waits a round trip per event. (ioredis sends a script's full EVAL first on every
- * new socket; only a SCRIPT FLUSH under a live connection makes it re-send one behind later
- * commands, and clients then see one event out of order.) The first failed write fails every
- * later call.
+ * One batch of appends is in flight at a time: events that come while it is travel together in
+ * the next one (one pipeline of scripts, all in the question's slot). Waiting for each reply keeps
+ * the log in the order the events were made even when Redis fails over and ioredis re-sends
+ * commands: commands sent at once without waiting can land reordered then. The pipeline never
+ * waits for this unless it asks to (emit, flush). The first failed write fails every later call.
  */
 export function createEventSink(
   log: EventLog,
@@ -49,29 +60,66 @@ export function createEventSink(
   let buffer: string[] = [];
   let bufferAttempt = 0;
   let timer: NodeJS.Timeout | undefined;
+  let queue: Pending[] = [];
+  let sending = false;
+
+  const fail = (e: unknown) =>
+    // Redis trouble is passing: the job should be tried again, not failed for good.
+    (failure ??= new AppError('UNAVAILABLE', 'could not write the event log', {
+      cause: toError(e),
+      retryable: true,
+    }));
+
+  const pump = () => {
+    if (sending || queue.length === 0) return;
+    const batch = queue;
+    queue = [];
+    if (failure !== undefined) {
+      for (const pending of batch) pending.reject(failure);
+      return;
+    }
+    sending = true;
+    log
+      .appendAll(
+        questionId,
+        batch.map(({ event, appendOptions }) => ({ event, options: appendOptions })),
+      )
+      .then(
+        (ids) =>
+          batch.forEach((pending, i) => {
+            const landed = ids[i] !== null && ids[i] !== undefined;
+            if (!landed && !refused) {
+              refused = true;
+              options.onRefused();
+            }
+            pending.resolve(landed);
+          }),
+        (e: unknown) => {
+          const error = fail(e);
+          for (const pending of batch) pending.reject(error);
+        },
+      )
+      .finally(() => {
+        sending = false;
+        pump();
+      });
+  };
 
   const write = (event: AskEvent, appendOptions?: AppendOptions): Promise<boolean> => {
     if (failure !== undefined) return Promise.reject(failure);
     // After a refusal only a terminal event is still worth sending: the script decides whether
     // it lands (a requested cancel still needs its `cancelled`).
     if (refused && !TERMINAL_EVENTS.has(event.event)) return Promise.resolve(false);
-    const result = log.append(questionId, event, appendOptions).then(
-      (id) => {
-        if (id === null && !refused) {
-          refused = true;
-          options.onRefused();
-        }
-        return id !== null;
-      },
-      (e: unknown) => {
-        // Redis trouble is passing: the job should be tried again, not failed for good.
-        failure ??= new AppError('UNAVAILABLE', 'could not write the event log', {
-          cause: toError(e),
-          retryable: true,
-        });
-        throw failure;
-      },
-    );
+    const result = new Promise<boolean>((resolve, reject) => {
+      queue.push({
+        event,
+        appendOptions: { ...appendOptions, attempt: options.attempt },
+        resolve,
+        reject,
+      });
+    });
+    // Events of the same tick go out in one batch.
+    if (queue.length === 1) queueMicrotask(pump);
     last = result.catch(() => undefined);
     return result;
   };

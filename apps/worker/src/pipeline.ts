@@ -163,9 +163,18 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     const sink = createEventSink(deps.events, q.id, {
       batchMs: settings.tokenBatchMs,
       batchMax: settings.tokenBatchMax,
+      attempt,
       // The log refuses appends once the question finished elsewhere (e.g. cancelled): stop work.
       onRefused: () => refused.abort(),
     });
+    // A later attempt owns the question: this worker lost the job's lock (in a Redis failover,
+    // say) and BullMQ handed the job to another. This one ends without a word or a release.
+    const superseded = async () =>
+      Number(await deps.redis.hget(deps.keys.question(q.id), 'attempts').catch(() => 0)) > attempt;
+    const abandon = () => {
+      log.warn({ questionId: q.id, attempt }, 'a later attempt took this question over; stopping');
+      throw new Error(`attempt ${attempt} of question ${q.id} was superseded`);
+    };
 
     if (attempt > 1 && Number(retryAttempt) !== attempt) {
       // The previous attempt died without saying so (a crashed or killed worker).
@@ -208,11 +217,13 @@ export function createQuestionProcessor(deps: PipelineDeps) {
         { event: 'completed', data: { result } },
         { set: { status: 'completed', finishedAt, stage: '', result: JSON.stringify(result) } },
       );
+      if (!landed && (await superseded())) return abandon();
       countFinished(landed, 'completed', q, finishedAt, result.cached);
       logFinished(log, q, result, detail);
       await release();
       return { status: 'completed' };
     } catch (e) {
+      if (refused.signal.aborted && (await superseded())) return abandon();
       const spent = {
         ...resultTimings(timings),
         queueMs: Number(firstStartedAt ?? startedAt) - q.enqueuedAt,

@@ -63,18 +63,26 @@ function compareDigits(a: string, b: string): number {
 
 /**
  * Appends one event in a single round trip: refuses once the question is finished (so a late
- * token never follows `cancelled`) or once a cancel was requested (anything but `cancelled`: the
- * worker then stops, even if the broadcast cancel never reached it), XADDs it, applies the record fields in the same step, sets
- * the TTL on terminal events, and publishes it for live readers. Record and log share a hash
+ * token never follows `cancelled`), once a cancel was requested (anything but `cancelled`: the
+ * worker then stops, even if the broadcast cancel never reached it), or when it comes from an
+ * attempt older than the question's latest (a worker that lost its job's lock, e.g. in a Redis
+ * failover, and still runs while another worker retries it). Then it XADDs the event, applies
+ * the record fields in the same step, sets the TTL on terminal events, and publishes it. Record and log share a hash
  * tag, so this is valid on Redis Cluster.
  */
 const APPEND_LUA = `
-local state = redis.call('HMGET', KEYS[2], 'status', 'cancelRequested')
+local state = redis.call('HMGET', KEYS[2], 'status', 'cancelRequested', 'attempts')
 local status = state[1]
 if status == 'completed' or status == 'failed' or status == 'cancelled' then return false end
 if state[2] == '1' and ARGV[2] ~= 'cancelled' then return false end
+local attempt = tonumber(ARGV[6])
+if attempt > 0 then
+  local current = tonumber(state[3] or '0') or 0
+  if attempt < current then return false end
+  if attempt > current then redis.call('HSET', KEYS[2], 'attempts', attempt) end
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[2], 'd', ARGV[3])
-if #ARGV > 5 then redis.call('HSET', KEYS[2], unpack(ARGV, 6)) end
+if #ARGV > 6 then redis.call('HSET', KEYS[2], unpack(ARGV, 7)) end
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
@@ -92,6 +100,7 @@ type AppendCommand = (
   data: string,
   maxLen: number,
   ttl: number,
+  attempt: number,
   ...fields: string[]
 ) => Promise<string | null>;
 
@@ -99,6 +108,11 @@ type AppendCommand = (
 export interface AppendOptions {
   /** Record fields written in the same step as the event. */
   set?: Record<string, string | number>;
+  /**
+   * The worker attempt that writes it: refused if a later attempt has written already, and
+   * from then on any earlier attempt's writes are refused.
+   */
+  attempt?: number;
 }
 
 /** The per-question event log in Redis (a stream per question). */
@@ -134,6 +148,7 @@ export function createEventLog(
       JSON.stringify(event.data),
       options.maxLen,
       ttl,
+      appendOptions.attempt ?? 0,
       ...fields,
     ] as const;
   };
