@@ -114,6 +114,8 @@ describe('Chroma outage', () => {
     });
     try {
       await askq.seed(DOCS);
+      const worker = `http://127.0.0.1:${askq.worker!.metricsPort}`;
+      expect(await (await fetch(`${worker}/readyz`)).json()).toMatchObject({ status: 'ready' });
       await chroma.stop();
       const { id, events } = await askq.ask('What causes tides?', { cache: false });
       const received = await followEvents(events, { timeoutMs: 60_000 });
@@ -127,6 +129,16 @@ describe('Chroma outage', () => {
       expect(ready.status).toBe(503);
       expect(JSON.stringify(await ready.json())).toMatch(/chroma/);
       expect((await fetch(`${askq.url}/healthz`)).status).toBe(200);
+      // The worker's probes say the same: alive, but not ready without Chroma.
+      const workerReady = await fetch(`${worker}/readyz`);
+      expect(workerReady.status).toBe(503);
+      expect(await workerReady.json()).toMatchObject({
+        error: {
+          code: 'UNAVAILABLE',
+          details: { chroma: expect.stringMatching(/^down/), redis: 'ok' },
+        },
+      });
+      expect((await fetch(`${worker}/healthz`)).status).toBe(200);
     } finally {
       await askq.stop();
     }

@@ -154,7 +154,6 @@ it('kustomization.yaml lists every manifest, and every file it lists exists', ()
 });
 
 it('each Deployment runs its entry point and probes endpoints its process serves', () => {
-  // The worker's metrics server has /healthz but no /readyz: it serves readiness from /healthz.
   const expected: Record<string, { main: string; source: string; ready: string; live: string }> = {
     'askq-api': {
       main: 'apps/api/src/main.ts',
@@ -165,7 +164,7 @@ it('each Deployment runs its entry point and probes endpoints its process serves
     'askq-worker': {
       main: 'apps/worker/src/main.ts',
       source: 'apps/worker/src/metrics-server.ts',
-      ready: '/healthz',
+      ready: '/readyz',
       live: '/healthz',
     },
   };

@@ -211,6 +211,17 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     port: config.WORKER_METRICS_PORT,
     registry: metricsRegistry,
     healthy: () => [...questionWorkers, ingestWorker].every((w) => w.isRunning()),
+    readiness: {
+      redis: async () => {
+        await data.ping();
+      },
+      chroma: async () => {
+        const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {
+          signal: AbortSignal.timeout(2_000),
+        });
+        if (!res.ok) throw new Error(`heartbeat answered ${res.status}`);
+      },
+    },
   });
   shutdown.add('metrics server', async () => {
     metricsServer.server.closeAllConnections();
