@@ -86,3 +86,38 @@ describe('Bull Board with ADMIN_API_KEY', () => {
     expect((await fetch(`${askq.url}/healthz`)).status).toBe(200);
   });
 });
+
+describe('sharded question queues', () => {
+  let askq: TestAskq;
+  beforeAll(async () => {
+    // No worker: the questions stay waiting where the API put them.
+    askq = await startAskq({ worker: false, env: { QUEUE_SHARDS: '3' } });
+  });
+  afterAll(async () => {
+    await askq?.stop();
+  });
+
+  it('shows each shard in Bull Board and counts them together in askq_queue_jobs', async () => {
+    for (let i = 0; i < 6; i++) await askq.ask(`Which shard is this one in? (${i})`);
+    const queues = (await boardQueues(askq.url)) as Array<{
+      name: string;
+      displayName?: string;
+      counts: { waiting: number };
+    }>;
+    expect(queues.map((q) => q.name).sort()).toEqual([
+      'ingest',
+      's0.questions',
+      's1.questions',
+      's2.questions',
+    ]);
+    const shards = queues.filter((q) => q.name.endsWith('questions'));
+    expect(shards.map((q) => q.displayName).sort()).toEqual([
+      'questions, shard 1 of 3',
+      'questions, shard 2 of 3',
+      'questions, shard 3 of 3',
+    ]);
+    expect(shards.reduce((sum, q) => sum + q.counts.waiting, 0)).toBe(6);
+    const metrics = await (await fetch(`${askq.url}/metrics`)).text();
+    expect(metrics).toMatch(/^askq_queue_jobs\{queue="questions",state="waiting",[^}]*\} 6$/m);
+  });
+});

@@ -133,6 +133,27 @@ describe('on a Redis Cluster', () => {
     expect(served.every((n) => n > 0)).toBe(true);
   });
 
+  it('cancels through one API a question that a worker is answering', async () => {
+    llm.reply(() => ({ text: ANSWER, chunkDelayMs: 200 }));
+    try {
+      const id = await ask(apis[0]!, 'How long do tides take? (cancel)');
+      const path = `/v1/questions/${id}/events`;
+      const seen = await followEvents(apis[1]!.url + path, {
+        stopAfter: (events) => events.some((e) => e.event === 'token'),
+      });
+      const res = await fetch(`${apis[1]!.url}/v1/questions/${id}`, { method: 'DELETE' });
+      expect(res.status).toBe(202);
+      const rest = await followEvents(`${apis[0]!.url}${path}?lastEventId=${seen.at(-1)!.id}`);
+      expect(rest.at(-1)!.event).toBe('cancelled');
+      // Stopped mid-answer: the model's stream was cut, not run to its end.
+      const tokens = [...seen, ...rest].filter((e) => e.event === 'token');
+      const streamed = tokens.map((e) => (e.data as { text: string }).text).join('');
+      expect(streamed.length).toBeLessThan(ANSWER.length);
+    } finally {
+      llm.reply(() => ({ text: ANSWER, chunkDelayMs: 5 }));
+    }
+  });
+
   it('keeps answering when a master dies: in-flight questions complete, new ones too', async () => {
     // Slow answers, so these are mid-stream when the master goes.
     llm.reply(() => ({ text: ANSWER, chunkDelayMs: 150 }));
