@@ -6,7 +6,14 @@ const ADMIN_KEY = 'admin-key-for-the-tests-0123456789';
 async function boardQueues(url: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${url}/admin/queues/api/queues`, { headers });
   expect(res.status).toBe(200);
-  const body = (await res.json()) as { queues: Array<{ name: string; readOnlyMode: boolean }> };
+  const body = (await res.json()) as {
+    queues: Array<{
+      name: string;
+      displayName?: string;
+      readOnlyMode: boolean;
+      counts: { waiting: number };
+    }>;
+  };
   return body.queues;
 }
 
@@ -99,11 +106,7 @@ describe('sharded question queues', () => {
 
   it('shows each shard in Bull Board and counts them together in askq_queue_jobs', async () => {
     for (let i = 0; i < 6; i++) await askq.ask(`Which shard is this one in? (${i})`);
-    const queues = (await boardQueues(askq.url)) as Array<{
-      name: string;
-      displayName?: string;
-      counts: { waiting: number };
-    }>;
+    const queues = await boardQueues(askq.url);
     expect(queues.map((q) => q.name).sort()).toEqual([
       'ingest',
       's0.questions',

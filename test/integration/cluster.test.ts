@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
 import { createKeys, questionShards, shardOf } from '@askq/shared';
 import { waitForIngestion } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
@@ -155,13 +156,14 @@ describe('on a Redis Cluster', () => {
   });
 
   it('keeps answering when a master dies: in-flight questions complete, new ones too', async () => {
+    onTestFailed(dumpLogs);
     // Slow answers, so these are mid-stream when the master goes.
     llm.reply(() => ({ text: ANSWER, chunkDelayMs: 150 }));
     const running = await Promise.all(
       Array.from({ length: 6 }, (_, i) => ask(apis[i % 2]!, `How do tides work? (${i})`)),
     );
     const streams = running.map((id, i) =>
-      followEvents(`${apis[i % 2]!.url}/v1/questions/${id}/events`, { timeoutMs: 90_000 }),
+      followEvents(`${apis[i % 2]!.url}/v1/questions/${id}/events`, { timeoutMs: 45_000 }),
     );
     // Every one has started answering before the crash.
     await Promise.all(
@@ -197,8 +199,16 @@ describe('on a Redis Cluster', () => {
       fresh.map((id, i) => followAcross(id, apis[i % 2]!, apis[(i + 1) % 2]!)),
     );
     for (const log of logs) expectWholeLog(log);
-  });
+  }, 120_000);
 });
+
+/** What each process logged, for a failure that happened under load and needs explaining. */
+async function dumpLogs() {
+  for (const app of [...apis, ...workers]) {
+    const lines = (await readFile(app.logFile, 'utf8')).trim().split('\n');
+    console.error(`--- ${app.logFile} (last 60 lines)\n${lines.slice(-60).join('\n')}`);
+  }
+}
 
 /** A prefix whose shard queues hash to slots on different masters, as a deployment would pick. */
 async function spreadPrefix(redis: TestRedisCluster): Promise<string> {
