@@ -198,6 +198,42 @@ describe('workers that die or stop', () => {
     }
   }, 120_000);
 
+  it('a question whose workers keep dying ends failed instead of waiting forever', async () => {
+    // BullMQ fails a job that stalled more than maxStalledCount (2) times without running the
+    // processor: askq must still write the question's end, or its clients wait for ever.
+    llm.reply(() => ({ text: SLOW, chunkDelayMs: 50 }));
+    const { events } = await askq.ask('What causes tides? (cursed)', { cache: false });
+    let seen: ReceivedEvent[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const worker = await spawnWorker(env);
+      const after = seen.at(-1)?.id;
+      seen = [
+        ...seen,
+        ...(await followEvents(after ? `${events}?lastEventId=${after}` : events, {
+          stopAfter: (got) =>
+            got.some(
+              (e) => e.event === 'token' && (e.data as { attempt: number }).attempt === attempt,
+            ),
+          timeoutMs: 30_000,
+        })),
+      ];
+      process.kill(worker.process.pid, 'SIGKILL');
+      await worker.process.exited;
+    }
+    const last = await spawnWorker(env);
+    try {
+      const rest = await followEvents(`${events}?lastEventId=${seen.at(-1)!.id}`, {
+        timeoutMs: 30_000,
+      });
+      expect(rest.at(-1)!.event).toBe('failed');
+      expect(
+        (rest.at(-1)!.data as { error: { code: string; message: string } }).error,
+      ).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/stalled/) });
+    } finally {
+      await last.process.stop();
+    }
+  }, 120_000);
+
   it('a worker frozen past its lock is superseded: its late tokens never reach the stream', async () => {
     // SIGSTOP stands for a long pause or a partition (as in a Redis failover): the lock lapses,
     // another worker retries the question, and then the first one wakes up still mid-answer.

@@ -24,6 +24,7 @@ import type { Embedder } from './embeddings/embedder.js';
 import { createHashEmbedder } from './embeddings/hash-embedder.js';
 import { createOpenAiEmbedder } from './embeddings/openai-embedder.js';
 import { createIngestProcessor } from './ingestion.js';
+import { createLostQuestionHandler } from './lost-questions.js';
 import type { IngestDeps } from './knowledge/ingest.js';
 import { createChromaStore } from './knowledge/chroma-store.js';
 import { createChunker } from './knowledge/chunker.js';
@@ -106,20 +107,23 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     );
   }
 
-  const processor = createQuestionProcessor({
+  const questionState = {
     redis: data,
     keys,
     events: createEventLog(data, keys, {
       maxLen: config.EVENT_LOG_MAX_LEN,
       ttlSeconds: config.RESULT_TTL_SECONDS,
     }),
+    slots: createTenantSlots(data, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS }),
+    cache: createAnswerCache(data, keys, { ttlSeconds: config.CACHE_TTL_SECONDS }),
+    metrics,
     log,
+  };
+  const processor = createQuestionProcessor({
+    ...questionState,
     embedder,
     store,
     registry: collections,
-    metrics,
-    slots: createTenantSlots(data, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS }),
-    cache: createAnswerCache(data, keys, { ttlSeconds: config.CACHE_TTL_SECONDS }),
     semanticCache: createSemanticCache({
       url: config.CHROMA_URL,
       prefix: config.REDIS_PREFIX,
@@ -140,6 +144,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     },
   });
 
+  const endLost = createLostQuestionHandler(questionState);
   // One BullMQ worker per question queue shard, all in this process. Shards fill evenly (ids are
   // hashed), so the process's concurrency is split evenly between them.
   const shards = questionShards(keys, config.QUEUE_SHARDS);
@@ -167,6 +172,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     worker.on('error', (e: unknown) =>
       log.warn({ err: toError(e), shard: shard.index }, 'worker error'),
     );
+    worker.on('failed', (job, e) => void endLost(job, e));
     return worker;
   });
   // close() waits for active jobs without a deadline: bound it, then hand the jobs back.
