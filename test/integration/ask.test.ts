@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { QuestionView } from '@askq/shared';
+import { createEventLog, createKeys, type QuestionView } from '@askq/shared';
 import { startAskq, type TestAskq } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { followEvents, readStream, type ReceivedEvent } from '../support/sse-client.js';
@@ -188,6 +188,38 @@ describe('asking a question', () => {
       await redis.xadd(`${quiet.prefix}:q:{${id}}:events`, '*', 'e', 'cancelled', 'd', data);
       const events = await stream;
       expect(events.map((e) => e.event)).toEqual(['status', 'cancelled']);
+    } finally {
+      await redis.quit();
+      await quiet.stop();
+    }
+  });
+
+  it('notices an event lost by pub/sub when the next one arrives, and sends both in order', async () => {
+    // A long heartbeat, so only the gap can bring the lost event back within the test.
+    const quiet = await startAskq({ worker: false, env: { SSE_HEARTBEAT_MS: '60000' } });
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const { id, events: eventsUrl } = await quiet.ask('Will the lost one be found?');
+      let live!: () => void;
+      const replayed = new Promise<void>((resolve) => (live = resolve));
+      const stream = followEvents(eventsUrl, {
+        timeoutMs: 10_000,
+        stopAfter: () => {
+          live();
+          return false;
+        },
+      });
+      await replayed;
+      // Logged as the script would, but never published: the message pub/sub lost.
+      const keys = createKeys(quiet.prefix);
+      const data = JSON.stringify({ status: 'active', attempt: 1 });
+      const lost = await redis.xadd(keys.events(id), '*', 'e', 'status', 'd', data);
+      await redis.hset(keys.question(id), 'lastEvent', lost!);
+      const log = createEventLog(redis, keys, { maxLen: 1_000, ttlSeconds: 60 });
+      await log.append(id, { event: 'cancelled', data: {} }, { set: { status: 'cancelled' } });
+      const events = await stream;
+      expect(events.map((e) => e.event)).toEqual(['status', 'status', 'cancelled']);
+      expect(events[1]!.id).toBe(lost);
     } finally {
       await redis.quit();
       await quiet.stop();

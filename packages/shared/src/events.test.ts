@@ -60,23 +60,33 @@ describe('compareEventIds', () => {
 });
 
 describe('decodePublished', () => {
-  it('splits id, event and data', () => {
-    expect(decodePublished('1-0\nstatus\n{"status":"queued","attempt":1}')).toEqual({
-      id: '1-0',
+  it('splits id, previous id, event and data', () => {
+    expect(decodePublished('2-0\n1-0\nstatus\n{"status":"queued","attempt":1}')).toEqual({
+      id: '2-0',
+      prev: '1-0',
       event: 'status',
       data: '{"status":"queued","attempt":1}',
     });
   });
 
+  it('leaves prev out for the first event of a log', () => {
+    expect(decodePublished('1-0\n\nstatus\n{}')).toEqual({
+      id: '1-0',
+      event: 'status',
+      data: '{}',
+    });
+  });
+
   it('keeps newlines inside the data (round trip of the published format)', () => {
     const event = { id: '1700000000000-3', event: 'token', data: 'line one\nline two\n\nend\n' };
-    const message = `${event.id}\n${event.event}\n${event.data}`;
-    expect(decodePublished(message)).toEqual(event);
+    const message = `${event.id}\n1700000000000-2\n${event.event}\n${event.data}`;
+    expect(decodePublished(message)).toEqual({ ...event, prev: '1700000000000-2' });
   });
 
   it('accepts empty data', () => {
-    expect(decodePublished('7-1\ncancelled\n')).toEqual({
+    expect(decodePublished('7-1\n7-0\ncancelled\n')).toEqual({
       id: '7-1',
+      prev: '7-0',
       event: 'cancelled',
       data: '',
     });
@@ -86,6 +96,7 @@ describe('decodePublished', () => {
     expect(decodePublished('')).toBeUndefined();
     expect(decodePublished('1-0')).toBeUndefined();
     expect(decodePublished('1-0\nstatus')).toBeUndefined();
+    expect(decodePublished('1-0\n\nstatus')).toBeUndefined();
   });
 });
 

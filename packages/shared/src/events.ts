@@ -28,6 +28,11 @@ export interface LoggedEvent {
   id: string;
   event: EventName;
   data: string;
+  /**
+   * The id of the event logged just before this one (none for the first), on published events
+   * only: a live reader whose last event is another one has missed one and re-reads the log.
+   */
+  prev?: string;
 }
 
 /** Events after which a question's stream ends. */
@@ -67,7 +72,8 @@ function compareDigits(a: string, b: string): number {
  * worker then stops, even if the broadcast cancel never reached it), or when it comes from an
  * attempt older than the question's latest (a worker that lost its job's lock, e.g. in a Redis
  * failover, and still runs while another worker retries it). Then it XADDs the event, applies
- * the record fields in the same step, sets the TTL on terminal events, and publishes it. Record and log share a hash
+ * the record fields in the same step, sets the TTL on terminal events, and publishes it with the
+ * id of the event before it, so that a reader can tell when it missed one. Record and log share a hash
  * tag, so this is valid on Redis Cluster.
  */
 const APPEND_LUA = `
@@ -81,14 +87,16 @@ if attempt > 0 then
   if attempt < current then return false end
   if attempt > current then redis.call('HSET', KEYS[2], 'attempts', attempt) end
 end
+local prev = redis.call('HGET', KEYS[2], 'lastEvent') or ''
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[2], 'd', ARGV[3])
+redis.call('HSET', KEYS[2], 'lastEvent', id)
 if #ARGV > 6 then redis.call('HSET', KEYS[2], unpack(ARGV, 7)) end
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-redis.call('PUBLISH', ARGV[1], id .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
+redis.call('PUBLISH', ARGV[1], id .. '\\n' .. prev .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
 return id
 `;
 
@@ -193,14 +201,17 @@ function decodeFields(id: string, fields: string[]): LoggedEvent {
   return { id, event: event as EventName, data };
 }
 
-/** Parses a message published by `append` (`id\nevent\ndata`). */
+/** Parses a message published by `append` (`id\nprev\nevent\ndata`; prev is empty for the first). */
 export function decodePublished(message: string): LoggedEvent | undefined {
   const first = message.indexOf('\n');
   const second = message.indexOf('\n', first + 1);
-  if (first < 0 || second < 0) return undefined;
+  const third = message.indexOf('\n', second + 1);
+  if (first < 0 || second < 0 || third < 0) return undefined;
+  const prev = message.slice(first + 1, second);
   return {
     id: message.slice(0, first),
-    event: message.slice(first + 1, second) as EventName,
-    data: message.slice(second + 1),
+    event: message.slice(second + 1, third) as EventName,
+    data: message.slice(third + 1),
+    ...(prev ? { prev } : {}),
   };
 }

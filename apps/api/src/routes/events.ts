@@ -83,16 +83,27 @@ async function streamLive(
 ): Promise<void> {
   let lastSent = after;
   let catchingUp = true;
+  let started = false;
+  let quiet = true;
   let closed = false;
   let pending: LoggedEvent[] = [];
 
-  /** Writes the events not sent yet in one write; ends the stream after a terminal event. */
-  const deliver = (events: LoggedEvent[]) => {
+  /**
+   * Writes the events not sent yet in one write; ends the stream after a terminal event. A live
+   * event whose predecessor is not the last one sent means pub/sub lost one on the way: then
+   * the log is read from there instead.
+   */
+  const deliver = (events: LoggedEvent[], live: boolean) => {
     if (closed) return;
     const frames: Buffer[] = [];
     let terminal = false;
+    let gap = false;
     for (const event of events) {
       if (lastSent !== undefined && compareEventIds(event.id, lastSent) <= 0) continue;
+      if (live && event.prev !== lastSent) {
+        gap = true;
+        break;
+      }
       lastSent = event.id;
       frames.push(sseFrameBytes(event));
       if (TERMINAL_EVENTS.has(event.event)) {
@@ -100,7 +111,9 @@ async function streamLive(
         break;
       }
     }
+    if (gap) void catchUp();
     if (frames.length === 0) return;
+    quiet = false;
     const flushed = res.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
     deps.metrics.sseEventsSent.inc(frames.length);
     if (terminal) {
@@ -115,9 +128,11 @@ async function streamLive(
   };
 
   const catchUp = async () => {
+    if (catchingUp && started) return;
+    started = true;
     catchingUp = true;
     try {
-      deliver(await deps.events.read(id, lastSent));
+      deliver(await deps.events.read(id, lastSent), false);
     } catch (e) {
       deps.log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
       finish();
@@ -127,19 +142,21 @@ async function streamLive(
     catchingUp = false;
     const queued = pending;
     pending = [];
-    deliver(queued);
+    deliver(queued, true);
   };
 
   const unsubscribe = await deps.hub.subscribe(id, {
-    onEvents: (events) => (catchingUp ? pending.push(...events) : deliver(events)),
+    onEvents: (events) => (catchingUp ? pending.push(...events) : deliver(events, true)),
     onResync: () => void catchUp(),
   });
 
   // Pub/sub is best effort (a message published while the subscriber moves to another cluster
-  // node is gone); the log is the truth. So each heartbeat also reads whatever was missed.
+  // node is gone). The next event reveals a lost one (see deliver); a lost last event has no
+  // next, so a stream that stayed quiet for a whole heartbeat also re-reads the log.
   const heartbeat = setInterval(() => {
     res.write(': ping\n\n');
-    if (!catchingUp) void catchUp();
+    if (quiet) void catchUp();
+    quiet = true;
   }, deps.options.heartbeatMs);
   heartbeat.unref();
   function finish() {
