@@ -16,7 +16,7 @@ export async function throughput(options: BenchOptions) {
   const stack = await startAskqStack({ WORKER_CONCURRENCY: String(concurrency) });
   try {
     const { url, apiPid, workerPid } = stack.processes;
-    const redisPid = stack.services.redisPid;
+    const { redisPid, chromaPid } = stack.services;
     const next = questionMaker();
     let failedValidation = 0;
     const stages = {
@@ -40,7 +40,7 @@ export async function throughput(options: BenchOptions) {
     failedValidation = 0;
     escalations = 0;
     for (const list of Object.values(stages)) list.length = 0;
-    const pids = [apiPid, workerPid, redisPid];
+    const pids = [apiPid, workerPid, redisPid, chromaPid];
     const before = await Promise.all(pids.map(cpuMs));
     const clientBefore = selfCpuMs();
     const run = await load(questions, concurrency, one(0));
@@ -61,12 +61,14 @@ export async function throughput(options: BenchOptions) {
         api: pct(used(0), run.seconds),
         worker: pct(used(1), run.seconds),
         redis: pct(used(2), run.seconds),
+        chroma: pct(used(3), run.seconds),
         clientAndFakeLlm: pct(clientMs, run.seconds),
       },
       cpuMsPerQuestion: {
         api: Number((used(0) / questions).toFixed(3)),
         worker: Number((used(1) / questions).toFixed(3)),
         redis: Number((used(2) / questions).toFixed(3)),
+        chroma: Number((used(3) / questions).toFixed(3)),
       },
       failedValidation,
       escalations,
