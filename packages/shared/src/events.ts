@@ -67,50 +67,63 @@ function compareDigits(a: string, b: string): number {
 }
 
 /**
- * Appends one event in a single round trip: refuses once the question is finished (so a late
- * token never follows `cancelled`), once a cancel was requested (anything but `cancelled`: the
- * worker then stops, even if the broadcast cancel never reached it), or when it comes from an
- * attempt older than the question's latest (a worker that lost its job's lock, e.g. in a Redis
- * failover, and still runs while another worker retries it). Then it XADDs the event, applies
- * the record fields in the same step, sets the TTL on terminal events, and publishes it with the
- * id of the event before it, so that a reader can tell when it missed one. Record and log share a hash
- * tag, so this is valid on Redis Cluster.
+ * Appends events in order in one script call (one round trip, and one command for the
+ * connection's auto-pipelining to batch with others). Each event is refused once the question
+ * is finished (so a late token never follows `cancelled`), once a cancel was requested (anything
+ * but `cancelled`: the worker then stops, even if the broadcast cancel never reached it), or when
+ * it comes from an attempt older than the question's latest (a worker that lost its job's lock,
+ * e.g. in a Redis failover, and still runs while another worker retries it). Otherwise it is
+ * XADDed, its record fields are applied in the same step, a terminal event sets the TTL, and it
+ * is published with the id of the event before it, so that a reader can tell when it missed one.
+ * Record and log share a hash tag, so this is valid on Redis Cluster.
+ *
+ * KEYS: log, record. ARGV: channel, maxLen, attempt (0: none), then per event: name, data, ttl,
+ * number of record fields, and those fields and values.
  */
 const APPEND_LUA = `
-local state = redis.call('HMGET', KEYS[2], 'status', 'cancelRequested', 'attempts')
+local state = redis.call('HMGET', KEYS[2], 'status', 'cancelRequested', 'attempts', 'lastEvent')
 local status = state[1]
-if status == 'completed' or status == 'failed' or status == 'cancelled' then return false end
-if state[2] == '1' and ARGV[2] ~= 'cancelled' then return false end
-local attempt = tonumber(ARGV[6])
-if attempt > 0 then
-  local current = tonumber(state[3] or '0') or 0
-  if attempt < current then return false end
-  if attempt > current then redis.call('HSET', KEYS[2], 'attempts', attempt) end
+local finished = status == 'completed' or status == 'failed' or status == 'cancelled'
+local cancelling = state[2] == '1'
+local attempt = tonumber(ARGV[3])
+local current = tonumber(state[3] or '0') or 0
+local superseded = attempt > 0 and attempt < current
+if not finished and not superseded and attempt > current then
+  redis.call('HSET', KEYS[2], 'attempts', attempt)
 end
-local prev = redis.call('HGET', KEYS[2], 'lastEvent') or ''
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[2], 'd', ARGV[3])
-redis.call('HSET', KEYS[2], 'lastEvent', id)
-if #ARGV > 6 then redis.call('HSET', KEYS[2], unpack(ARGV, 7)) end
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
+local prev = state[4] or ''
+local results = {}
+local i = 4
+while i <= #ARGV do
+  local name, data, ttl, fields = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  if finished or superseded or (cancelling and name ~= 'cancelled') then
+    results[#results + 1] = false
+  else
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', name, 'd', data)
+    redis.call('HSET', KEYS[2], 'lastEvent', id)
+    if fields > 0 then redis.call('HSET', KEYS[2], unpack(ARGV, i + 4, i + 3 + 2 * fields)) end
+    if ttl > 0 then
+      redis.call('EXPIRE', KEYS[1], ttl)
+      redis.call('EXPIRE', KEYS[2], ttl)
+    end
+    redis.call('PUBLISH', ARGV[1], id .. '\\n' .. prev .. '\\n' .. name .. '\\n' .. data)
+    prev = id
+    results[#results + 1] = id
+    finished = name == 'completed' or name == 'failed' or name == 'cancelled'
+  end
+  i = i + 4 + 2 * fields
 end
-redis.call('PUBLISH', ARGV[1], id .. '\\n' .. prev .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
-return id
+return results
 `;
 
 type AppendCommand = (
   events: string,
   record: string,
   channel: string,
-  event: string,
-  data: string,
   maxLen: number,
-  ttl: number,
   attempt: number,
-  ...fields: string[]
-) => Promise<string | null>;
+  ...perEvent: Array<string | number>
+) => Promise<Array<string | null>>;
 
 /** Options of one append. */
 export interface AppendOptions {
@@ -145,42 +158,36 @@ export function createEventLog(
   if (!('askqAppend' in redis)) {
     redis.defineCommand('askqAppend', { numberOfKeys: 2, lua: APPEND_LUA });
   }
-  const argsOf = (questionId: string, event: AskEvent, appendOptions: AppendOptions = {}) => {
-    const fields = Object.entries(appendOptions.set ?? {}).flatMap(([k, v]) => [k, String(v)]);
-    const ttl = TERMINAL_EVENTS.has(event.event) ? options.ttlSeconds : 0;
-    return [
+  const appendCommand = (redis as unknown as { askqAppend: AppendCommand }).askqAppend.bind(redis);
+  const appendAll = (
+    questionId: string,
+    entries: Array<{ event: AskEvent; options?: AppendOptions }>,
+  ) => {
+    const perEvent = entries.flatMap(({ event, options: appendOptions }) => {
+      const fields = Object.entries(appendOptions?.set ?? {}).flatMap(([k, v]) => [k, String(v)]);
+      const ttl = TERMINAL_EVENTS.has(event.event) ? options.ttlSeconds : 0;
+      return [event.event, JSON.stringify(event.data), ttl, fields.length / 2, ...fields];
+    });
+    return appendCommand(
       keys.events(questionId),
       keys.question(questionId),
       keys.eventsChannel(questionId),
-      event.event,
-      JSON.stringify(event.data),
       options.maxLen,
-      ttl,
-      appendOptions.attempt ?? 0,
-      ...fields,
-    ] as const;
+      // One writer per call: the first entry's attempt speaks for all.
+      entries[0]?.options?.attempt ?? 0,
+      ...perEvent,
+    );
   };
 
   return {
-    append(questionId, event, appendOptions) {
-      return (redis as unknown as { askqAppend: AppendCommand }).askqAppend(
-        ...argsOf(questionId, event, appendOptions),
-      );
+    async append(questionId, event, appendOptions) {
+      const [id] = await appendAll(questionId, [{ event, options: appendOptions }]);
+      return id ?? null;
     },
 
     async appendAll(questionId, entries) {
-      const pipeline = redis.pipeline() as unknown as {
-        askqAppend: AppendCommand;
-        exec(): Promise<Array<[Error | null, unknown]>>;
-      };
-      for (const { event, options: appendOptions } of entries) {
-        void pipeline.askqAppend(...argsOf(questionId, event, appendOptions));
-      }
-      const results = await pipeline.exec();
-      return results.map(([error, id]) => {
-        if (error) throw error;
-        return (id as string | null) ?? null;
-      });
+      const ids = await appendAll(questionId, entries);
+      return entries.map((_, i) => ids[i] ?? null);
     },
 
     async read(questionId, afterId) {
