@@ -72,9 +72,18 @@ export function createChromaStore(options: {
     }
   };
 
+  // Collections found, by name: looking one up is an HTTP round trip of its own, which doubled
+  // the cost of every query. Only found ones are kept (a missing one may be created any time);
+  // one whose query fails is looked up afresh next time, in case it was dropped and recreated.
+  const known = new Map<string, Collection>();
   const existing = async (ref: CollectionRef): Promise<Collection | undefined> => {
+    const name = nameOf(ref);
+    const cached = known.get(name);
+    if (cached) return cached;
     try {
-      return await client.getCollection({ name: nameOf(ref) });
+      const found = await client.getCollection({ name });
+      known.set(name, found);
+      return found;
     } catch (e) {
       if (e instanceof ChromaNotFoundError) return undefined;
       throw e;
@@ -88,11 +97,16 @@ export function createChromaStore(options: {
         (async () => {
           const collection = await existing(ref);
           if (!collection) return [];
-          const result = await collection.query({
-            queryEmbeddings: [embedding],
-            nResults: topK,
-            include: ['documents', 'metadatas', 'distances'],
-          });
+          const result = await collection
+            .query({
+              queryEmbeddings: [embedding],
+              nResults: topK,
+              include: ['documents', 'metadatas', 'distances'],
+            })
+            .catch((e: unknown) => {
+              known.delete(nameOf(ref));
+              throw e;
+            });
           return (result.rows()[0] ?? []).map((row): Source => {
             const meta = row.metadata ?? {};
             const source: Source = {
