@@ -143,15 +143,28 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     }
 
     const attempt = Math.max(1, job.attemptsStarted);
-    const refused = new AbortController();
-    // JOB_TIMEOUT_MS bounds the whole question from enqueue, all attempts and waits included.
-    const timeLimit = AbortSignal.timeout(
+    // One controller stops the attempt, for the first of three causes: the log refused an event,
+    // JOB_TIMEOUT_MS passed (it bounds the whole question from enqueue, all attempts and waits
+    // included), or BullMQ cancelled the job. (One, not a signal per cause joined with
+    // AbortSignal.any: each signal costs, and this runs for every question.)
+    const stopper = new AbortController();
+    const stop = stopper.signal;
+    let stopCause: 'refused' | 'timeout' | 'cancelled' | undefined;
+    const stopFor = (cause: NonNullable<typeof stopCause>) => {
+      if (stopCause) return;
+      stopCause = cause;
+      stopper.abort();
+    };
+    const timeLimit = setTimeout(
+      () => stopFor('timeout'),
       Math.max(1, q.enqueuedAt + settings.jobTimeoutMs - Date.now()),
     );
-    const stop = AbortSignal.any([refused.signal, timeLimit, ...(signal ? [signal] : [])]);
+    const onCancel = () => stopFor('cancelled');
+    signal?.addEventListener('abort', onCancel, { once: true });
+    if (signal?.aborted) onCancel();
     const stopReason = (e: unknown): unknown => {
       if (!stop.aborted) return e;
-      if (timeLimit.aborted && !refused.signal.aborted && !signal?.aborted) {
+      if (stopCause === 'timeout') {
         return new AppError(
           'JOB_TIMEOUT',
           `the question took longer than ${settings.jobTimeoutMs} ms`,
@@ -165,7 +178,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       batchMax: settings.tokenBatchMax,
       attempt,
       // The log refuses appends once the question finished elsewhere (e.g. cancelled): stop work.
-      onRefused: () => refused.abort(),
+      onRefused: () => stopFor('refused'),
     });
     // A later attempt owns the question: this worker lost the job's lock (in a Redis failover,
     // say) and BullMQ handed the job to another. This one ends without a word or a release.
@@ -223,12 +236,15 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       await release();
       return { status: 'completed' };
     } catch (e) {
-      if (refused.signal.aborted && (await superseded())) return abandon();
+      if (stopCause === 'refused' && (await superseded())) return abandon();
       const spent = {
         ...resultTimings(timings),
         queueMs: Number(firstStartedAt ?? startedAt) - q.enqueuedAt,
       };
       return await fail(q, job, attempt, sink, stopReason(e), release, spent);
+    } finally {
+      clearTimeout(timeLimit);
+      signal?.removeEventListener('abort', onCancel);
     }
   };
 

@@ -31,14 +31,23 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
     modelFor: (route) => options.models[route],
 
     async *stream({ question, sources, route, signal }): AsyncGenerator<GenerationChunk> {
-      const total = AbortSignal.timeout(options.timeoutMs);
-      const idle = new AbortController();
-      const idleTimer = setTimeout(() => idle.abort(), options.idleTimeoutMs);
-      const combined = AbortSignal.any([signal, total, idle.signal]);
+      // One controller for the three ways this call ends early: the caller's signal, the whole
+      // answer's deadline, and silence between chunks (each signal costs; this runs per answer).
+      const stop = new AbortController();
+      let expired: 'total' | 'idle' | undefined;
+      const expire = (which: 'total' | 'idle') => () => {
+        expired ??= which;
+        stop.abort();
+      };
+      const totalTimer = setTimeout(expire('total'), options.timeoutMs);
+      const idleTimer = setTimeout(expire('idle'), options.idleTimeoutMs);
+      const onAbort = () => stop.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
       const timedOut = () =>
         new AppError(
           'LLM_TIMEOUT',
-          total.aborted
+          expired === 'total'
             ? `the model did not finish within ${options.timeoutMs} ms`
             : `the model sent nothing for ${options.idleTimeoutMs} ms`,
           { retryable: true },
@@ -51,7 +60,7 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
             stream: true,
             stream_options: { include_usage: true },
           },
-          { signal: combined },
+          { signal: stop.signal },
         );
         for await (const chunk of stream) {
           idleTimer.refresh();
@@ -68,13 +77,15 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
       } catch (e) {
         // A cancel ends the stream quietly; the caller checks `signal.aborted`.
         if (signal.aborted) return;
-        if (combined.aborted) throw timedOut();
+        if (expired) throw timedOut();
         throw classify(e);
       } finally {
+        clearTimeout(totalTimer);
         clearTimeout(idleTimer);
+        signal.removeEventListener('abort', onAbort);
       }
       // An aborted stream can end its loop without throwing: a cut-off answer must not pass.
-      if (!signal.aborted && combined.aborted) throw timedOut();
+      if (!signal.aborted && expired) throw timedOut();
     },
   };
 }
