@@ -71,11 +71,19 @@ export function createSemanticCache(options: {
     ],
   });
 
+  // Collections found, by name, so a lookup or a store is one HTTP call to Chroma instead of
+  // two. One whose call fails is looked up afresh next time.
+  const known = new Map<string, Collection>();
+  // The version each collection was last cleaned up to, so the cleanup runs once per version.
+  const cleaned = new Map<string, number>();
+
   return {
     async lookup(identity, epoch, vector) {
-      let collection: Collection;
+      const name = nameOf(identity);
+      let collection = known.get(name);
       try {
-        collection = await timed(client.getCollection({ name: nameOf(identity) }));
+        collection ??= await timed(client.getCollection({ name }));
+        known.set(name, collection);
       } catch (e) {
         if (!(e instanceof ChromaNotFoundError)) {
           options.log.warn({ err: e }, 'semantic cache lookup failed');
@@ -100,20 +108,25 @@ export function createSemanticCache(options: {
           if (entry && entry.storedAt >= oldest) return entry;
         }
       } catch (e) {
+        known.delete(name);
         options.log.warn({ err: e }, 'semantic cache lookup failed');
       }
       return undefined;
     },
 
     async store(identity, epoch, vector, entry) {
+      const name = nameOf(identity);
       try {
-        const collection = await timed(
-          client.getOrCreateCollection({
-            name: nameOf(identity),
-            embeddingFunction: null,
-            configuration: { hnsw: { space: 'cosine' } },
-          }),
-        );
+        const collection =
+          known.get(name) ??
+          (await timed(
+            client.getOrCreateCollection({
+              name,
+              embeddingFunction: null,
+              configuration: { hnsw: { space: 'cosine' } },
+            }),
+          ));
+        known.set(name, collection);
         await timed(
           collection.upsert({
             ids: [`${cacheHash(identity)}.${epoch.version}.${epoch.generation}`],
@@ -131,11 +144,15 @@ export function createSemanticCache(options: {
           }),
         );
         // Entries of older versions can never match again: drop them as the collection moves on,
-        // off the answer's path.
-        void timed(collection.delete({ where: { version: { $lt: epoch.version } } })).catch(
-          (e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'),
-        );
+        // off the answer's path, once per version and process.
+        if (cleaned.get(name) !== epoch.version) {
+          cleaned.set(name, epoch.version);
+          void timed(collection.delete({ where: { version: { $lt: epoch.version } } })).catch(
+            (e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'),
+          );
+        }
       } catch (e) {
+        known.delete(name);
         options.log.warn({ err: e }, 'semantic cache store failed');
       }
     },
