@@ -14,6 +14,7 @@ import {
   redactUrl,
   redisTarget,
   shardOf,
+  splitConcurrency,
   toError,
   type Logger,
 } from '@askq/shared';
@@ -148,13 +149,13 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   // One BullMQ worker per question queue shard, all in this process. Shards fill evenly (ids are
   // hashed), so the process's concurrency is split evenly between them.
   const shards = questionShards(keys, config.QUEUE_SHARDS);
-  const perShard = Math.max(1, Math.round(config.WORKER_CONCURRENCY / shards.length));
+  const concurrency = splitConcurrency(config.WORKER_CONCURRENCY, shards.length);
   // Workers block on Redis (BZPOPMIN on the queue's marker): no polling, pickup in milliseconds.
   const questionWorkers = shards.map((shard) => {
     const worker = new Worker(JOBS.question.queue, processor, {
       connection: redis,
       prefix: shard.prefix,
-      concurrency: perShard,
+      concurrency: concurrency[shard.index]!,
       // BullMQ renews a job's lock every lockDuration / 2 while it runs, so a long LLM call never
       // looks stalled; a killed worker's jobs are taken back after the lock lapses and the next
       // stalled check: seconds, not BullMQ's default minute.
@@ -236,7 +237,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
 
   log.info(
     {
-      concurrency: perShard * shards.length,
+      concurrency: concurrency.reduce((sum, n) => sum + n, 0),
       shards: shards.length,
       llm: config.LLM_BASE_URL ? redactUrl(config.LLM_BASE_URL) : 'extractive',
       metricsPort: metricsServer.port,

@@ -34,3 +34,14 @@ export function shardOf(id: string, count: number): number {
   }
   return hash % count;
 }
+
+/**
+ * A worker process's concurrency split between its shard workers: evenly, the remainder to the
+ * first shards, at least one each. Shards fill evenly (ids are hashed), so an even split rarely
+ * leaves capacity idle; the total is `total`, or `shards` when that is larger.
+ */
+export function splitConcurrency(total: number, shards: number): number[] {
+  return Array.from({ length: shards }, (_, i) =>
+    Math.max(1, Math.floor(total / shards) + (i < total % shards ? 1 : 0)),
+  );
+}
