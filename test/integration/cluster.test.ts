@@ -51,7 +51,8 @@ beforeAll(async () => {
     // lost just because two busy cores delay a renewal (three losses fail a question).
     WORKER_LOCK_MS: '5000',
     WORKER_STALLED_INTERVAL_MS: '1000',
-    RETRY_BASE_DELAY_MS: '100',
+    // Retries spread over seconds, as in production, so three attempts outlast a failover.
+    RETRY_BASE_DELAY_MS: '500',
     SHUTDOWN_TIMEOUT_MS: '5000',
   };
   apis.push(...(await Promise.all([spawnApi(env), spawnApi(env)])));

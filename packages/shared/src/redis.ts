@@ -56,11 +56,12 @@ export function createRedis(
     enableOfflineQueue: role !== 'api',
     clusterRetryStrategy: reconnectDelay,
     // A master that dies closes its connections; ioredis then refreshes the slot map and resends
-    // the command, up to maxRedirections times. These spread those tries over the seconds a
-    // replica needs to be promoted (cluster-node-timeout plus the election).
-    retryDelayOnFailover: 200,
-    retryDelayOnClusterDown: 200,
-    maxRedirections: 50,
+    // the command, up to maxRedirections times. Workers wait out a whole failover this way
+    // (cluster-node-timeout, 15 s by default, plus the election): about 30 s of tries. The API
+    // gives up after about 5 s and answers 503 with Retry-After instead of holding requests.
+    retryDelayOnFailover: 300,
+    retryDelayOnClusterDown: 300,
+    maxRedirections: role === 'api' ? 17 : 100,
     // TLS certificates of managed clusters name the configured host, not the node IPs.
     dnsLookup: (address, callback) => callback(null, address),
     redisOptions: {
