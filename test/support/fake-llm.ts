@@ -210,19 +210,24 @@ async function answerChat(
   const send = (data: unknown): void => {
     if (!gone.aborted) res.write(`data: ${JSON.stringify(data)}\n\n`);
   };
+  // No delay set means none at all: even sleep(0) is a timer of at least 1 ms, which made an
+  // "instant" answer of six chunks take six milliseconds.
+  const pause = async (ms: number | undefined) => {
+    if (ms) await sleep(ms, undefined, { signal: gone });
+  };
   try {
-    await sleep(reply.firstChunkDelayMs ?? 0, undefined, { signal: gone });
+    await pause(reply.firstChunkDelayMs);
     const contents = words.length > 0 ? words : [''];
     for (const [i, content] of contents.entries()) {
       if (i === reply.dropAfterChunks) {
         res.socket?.destroy();
         return;
       }
-      if (i > 0) await sleep(reply.chunkDelayMs ?? 0, undefined, { signal: gone });
+      if (i > 0) await pause(reply.chunkDelayMs);
       const delta = i === 0 ? { role: 'assistant', content } : { content };
       send(chunk([{ index: 0, delta, logprobs: null, finish_reason: null }]));
     }
-    await sleep(reply.chunkDelayMs ?? 0, undefined, { signal: gone });
+    await pause(reply.chunkDelayMs);
     send(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]));
     const options = body.stream_options as { include_usage?: boolean } | undefined;
     if (options?.include_usage === true) send(chunk([], { usage }));
