@@ -54,6 +54,8 @@ export const WorkerConfig = BaseConfig.extend({
   CHUNK_OVERLAP: z.coerce.number().int().min(0).max(10_000).default(120),
   /** Timeout of each Chroma call, in milliseconds (a hung server would otherwise hang the job). */
   CHROMA_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** Most concurrent queries (or semantic-cache stores) on one collection sent to Chroma as one request; 1 turns batching off. */
+  CHROMA_BATCH_MAX: z.coerce.number().int().min(1).max(256).default(32),
   /** Folder of .md/.txt files loaded into the `default` collection when it is empty. */
   SAMPLE_CORPUS_DIR: z.string().optional(),
 });

@@ -50,7 +50,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const keys = createKeys(config.REDIS_PREFIX);
 
   // BullMQ's connection, and a second one for askq's own keys (events, cache, collections):
-  // auto-pipelining sends the commands of one tick in one write, and keeps them off BullMQ's.
+  // auto-pipelining (on a single server; see createRedis) sends the commands of one tick in one
+  // write, and keeps them off BullMQ's.
   const target = redisTarget(config);
   const redis = openRedis(target, 'worker', 'askq-worker', { log, shutdown });
   const data = openRedis(
@@ -79,6 +80,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       url: config.CHROMA_URL,
       prefix: config.REDIS_PREFIX,
       timeoutMs: config.CHROMA_TIMEOUT_MS,
+      maxBatch: config.CHROMA_BATCH_MAX,
+      onBatch: (size) => metrics.vectorBatchSize.labels('query').observe(size),
     }),
     embedder,
     registry: collections,
@@ -131,6 +134,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       threshold: config.SEMANTIC_CACHE_THRESHOLD,
       ttlSeconds: config.CACHE_TTL_SECONDS,
       timeoutMs: config.CHROMA_TIMEOUT_MS,
+      maxBatch: config.CHROMA_BATCH_MAX,
+      onBatch: (operation, size) => metrics.vectorBatchSize.labels(operation).observe(size),
       log,
     }),
     model,

@@ -51,6 +51,7 @@ export interface AskqMetrics {
   sseConnections: Gauge;
   sseEventsSent: Counter;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
+  vectorBatchSize: Histogram<'operation'>;
 }
 
 /**
@@ -120,6 +121,13 @@ export function createAskqMetrics(registry: Registry, queues: CountableQueue[] =
       help: 'HTTP request duration until the response is finished (an event stream: until it ends).',
       labelNames: ['method', 'route', 'status'],
       buckets: HTTP_BUCKETS,
+      registers,
+    }),
+    vectorBatchSize: new Histogram({
+      name: 'askq_vector_batch_size',
+      help: 'Queries or stores sent to Chroma in one request: concurrent questions share requests.',
+      labelNames: ['operation'],
+      buckets: [1, 2, 4, 8, 16, 32],
       registers,
     }),
   };

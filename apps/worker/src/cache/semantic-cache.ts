@@ -1,4 +1,4 @@
-import { ChromaNotFoundError, type Collection, type Where } from 'chromadb';
+import { ChromaNotFoundError, type Collection, type Metadata, type Where } from 'chromadb';
 import {
   cacheHash,
   normalizeQuestion,
@@ -7,8 +7,17 @@ import {
   type CacheIdentity,
   type Logger,
 } from '@askq/shared';
-import { chromaClientFor } from '../knowledge/chroma-store.js';
+import { createBatcher } from '../knowledge/batcher.js';
+import { chromaClientFor, type QueryRow } from '../knowledge/chroma-store.js';
 import { sameSignals } from './signals.js';
+
+interface StoredEntry {
+  collection: Collection;
+  id: string;
+  vector: number[];
+  document: string;
+  metadata: Metadata;
+}
 
 /** Past questions by meaning: a near-identical question gets the stored answer. */
 export interface SemanticCache {
@@ -40,6 +49,10 @@ export function createSemanticCache(options: {
   ttlSeconds: number;
   timeoutMs: number;
   log: Logger;
+  /** Most lookups or stores sent to Chroma in one request. */
+  maxBatch?: number;
+  /** Called with the size of each request to Chroma, as it is sent. */
+  onBatch?: (operation: 'cache_lookup' | 'cache_store', size: number) => void;
 }): SemanticCache {
   const client = chromaClientFor(options.url);
   const nameOf = (identity: CacheIdentity) =>
@@ -71,6 +84,45 @@ export function createSemanticCache(options: {
     ],
   });
 
+  // Concurrent lookups with the same filter, and concurrent stores, share one Chroma request each
+  // (see batcher.ts).
+  const lookups = createBatcher<
+    { collection: Collection; where: Where; vector: number[] },
+    QueryRow[]
+  >({
+    maxBatch: options.maxBatch ?? 32,
+    onBatch: (size) => options.onBatch?.('cache_lookup', size),
+    run: async (_key, items) => {
+      const [first] = items;
+      if (!first) return [];
+      const result = await first.collection.query({
+        queryEmbeddings: items.map((item) => item.vector),
+        nResults: 5,
+        where: first.where,
+        include: ['documents', 'metadatas', 'distances'],
+      });
+      const rows = result.rows();
+      return items.map((_, i) => rows[i] ?? []);
+    },
+  });
+  const stores = createBatcher<StoredEntry, undefined>({
+    maxBatch: options.maxBatch ?? 32,
+    onBatch: (size) => options.onBatch?.('cache_store', size),
+    run: async (_key, items) => {
+      const [first] = items;
+      if (!first) return [];
+      // The same question twice in one batch: Chroma refuses repeated ids in one upsert.
+      const unique = [...new Map(items.map((item) => [item.id, item])).values()];
+      await first.collection.upsert({
+        ids: unique.map((item) => item.id),
+        embeddings: unique.map((item) => item.vector),
+        documents: unique.map((item) => item.document),
+        metadatas: unique.map((item) => item.metadata),
+      });
+      return items.map(() => undefined);
+    },
+  });
+
   // Collections found, by name, so a lookup or a store is one HTTP call to Chroma instead of
   // two. One whose call fails is looked up afresh next time.
   const known = new Map<string, Collection>();
@@ -91,16 +143,12 @@ export function createSemanticCache(options: {
         return undefined;
       }
       try {
-        const result = await timed(
-          collection.query({
-            queryEmbeddings: [vector],
-            nResults: 5,
-            where: filter(identity, epoch),
-            include: ['documents', 'metadatas', 'distances'],
-          }),
+        const where = filter(identity, epoch);
+        const rows = await timed(
+          lookups(`${name}\n${JSON.stringify(where)}`, { collection, where, vector }),
         );
         const oldest = Date.now() - options.ttlSeconds * 1_000;
-        for (const row of result.rows()[0] ?? []) {
+        for (const row of rows) {
           const similarity = 1 - (row.distance ?? 1);
           const asked = typeof row.metadata?.question === 'string' ? row.metadata.question : '';
           if (similarity < options.threshold || !sameSignals(identity.question, asked)) continue;
@@ -128,19 +176,18 @@ export function createSemanticCache(options: {
           ));
         known.set(name, collection);
         await timed(
-          collection.upsert({
-            ids: [`${cacheHash(identity)}.${epoch.version}.${epoch.generation}`],
-            embeddings: [vector],
-            documents: [JSON.stringify(entry)],
-            metadatas: [
-              {
-                ...epoch,
-                model: identity.model,
-                topK: identity.topK,
-                question: normalizeQuestion(identity.question),
-                storedAt: entry.storedAt,
-              },
-            ],
+          stores(name, {
+            collection,
+            id: `${cacheHash(identity)}.${epoch.version}.${epoch.generation}`,
+            vector,
+            document: JSON.stringify(entry),
+            metadata: {
+              ...epoch,
+              model: identity.model,
+              topK: identity.topK,
+              question: normalizeQuestion(identity.question),
+              storedAt: entry.storedAt,
+            },
           }),
         );
         // Entries of older versions can never match again: drop them as the collection moves on,

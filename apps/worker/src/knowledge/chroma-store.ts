@@ -1,5 +1,9 @@
-import { ChromaClient, ChromaNotFoundError, type Collection } from 'chromadb';
+import { ChromaClient, ChromaNotFoundError, type Collection, type QueryResult } from 'chromadb';
 import { AppError, type Source } from '@askq/shared';
+import { createBatcher } from './batcher.js';
+
+/** One row of a Chroma query's result. */
+export type QueryRow = ReturnType<QueryResult['rows']>[number][number];
 
 /** Which tenant's collection an operation targets. */
 export interface CollectionRef {
@@ -47,6 +51,10 @@ export function createChromaStore(options: {
   url: string;
   prefix: string;
   timeoutMs: number;
+  /** Most queries sent to Chroma in one request. */
+  maxBatch?: number;
+  /** Called with the number of queries in each request, as it is sent. */
+  onBatch?: (size: number) => void;
 }): KnowledgeStore {
   const client = chromaClientFor(options.url);
   const nameOf = (ref: CollectionRef) => `${options.prefix}.${ref.tenant}.${ref.collection}`;
@@ -90,6 +98,39 @@ export function createChromaStore(options: {
     }
   };
 
+  const toSource = (row: QueryRow): Source => {
+    const meta = row.metadata ?? {};
+    const source: Source = {
+      documentId: typeof meta.documentId === 'string' ? meta.documentId : row.id,
+      chunkId: row.id,
+      text: row.document ?? '',
+      // Cosine space: distance = 1 - cosine similarity; clients get the similarity.
+      score: Number((1 - (row.distance ?? 1)).toFixed(6)),
+    };
+    if (typeof meta.title === 'string' && meta.title) source.title = meta.title;
+    return source;
+  };
+
+  // Concurrent questions on one collection share one Chroma request (see batcher.ts).
+  const batchedQuery = createBatcher<
+    { collection: Collection; embedding: number[]; topK: number },
+    Source[]
+  >({
+    maxBatch: options.maxBatch ?? 32,
+    onBatch: options.onBatch,
+    run: async (_key, items) => {
+      const [first] = items;
+      if (!first) return [];
+      const result = await first.collection.query({
+        queryEmbeddings: items.map((item) => item.embedding),
+        nResults: first.topK,
+        include: ['documents', 'metadatas', 'distances'],
+      });
+      const rows = result.rows();
+      return items.map((_, i) => (rows[i] ?? []).map(toSource));
+    },
+  });
+
   return {
     query: (ref, embedding, topK) =>
       timed(
@@ -97,28 +138,12 @@ export function createChromaStore(options: {
         (async () => {
           const collection = await existing(ref);
           if (!collection) return [];
-          const result = await collection
-            .query({
-              queryEmbeddings: [embedding],
-              nResults: topK,
-              include: ['documents', 'metadatas', 'distances'],
-            })
-            .catch((e: unknown) => {
+          return batchedQuery(`${topK}\n${nameOf(ref)}`, { collection, embedding, topK }).catch(
+            (e: unknown) => {
               known.delete(nameOf(ref));
               throw e;
-            });
-          return (result.rows()[0] ?? []).map((row): Source => {
-            const meta = row.metadata ?? {};
-            const source: Source = {
-              documentId: typeof meta.documentId === 'string' ? meta.documentId : row.id,
-              chunkId: row.id,
-              text: row.document ?? '',
-              // Cosine space: distance = 1 - cosine similarity; clients get the similarity.
-              score: Number((1 - (row.distance ?? 1)).toFixed(6)),
-            };
-            if (typeof meta.title === 'string' && meta.title) source.title = meta.title;
-            return source;
-          });
+            },
+          );
         })(),
       ),
 
