@@ -47,7 +47,18 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   const keys = createKeys(config.REDIS_PREFIX);
 
   const target = redisTarget(config);
-  const redis = openRedis(target, 'api', 'askq-api', { log, shutdown });
+  // BullMQ's queues get one connection; askq's own keys (records, events, cache, slots, rate
+  // limits) another, auto-pipelined: the commands concurrent requests issue in one tick go out in
+  // one socket write (on a single server; see createRedis). Without it every command was a write
+  // of its own, the API's largest CPU cost under load (docs/PERFORMANCE.md).
+  const redis = openRedis(target, 'api', 'askq-api-queues', { log, shutdown });
+  const data = openRedis(
+    target,
+    'api',
+    'askq-api',
+    { log, shutdown },
+    { enableAutoPipelining: true },
+  );
   const subscriber = openRedis(target, 'subscriber', 'askq-api-events', {
     log,
     shutdown,
@@ -77,9 +88,9 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   const registry = createRegistry('api');
   const metrics = createAskqMetrics(registry, [...questionQueues, ingestQueue]);
   // A question older than twice its time limit cannot still be running: its slot is stale.
-  const slots = createTenantSlots(redis, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS });
-  const answerCache = createAnswerCache(redis, keys, { ttlSeconds: config.CACHE_TTL_SECONDS });
-  const events = createEventLog(redis, keys, {
+  const slots = createTenantSlots(data, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS });
+  const answerCache = createAnswerCache(data, keys, { ttlSeconds: config.CACHE_TTL_SECONDS });
+  const events = createEventLog(data, keys, {
     maxLen: config.EVENT_LOG_MAX_LEN,
     ttlSeconds: config.RESULT_TTL_SECONDS,
   });
@@ -87,7 +98,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   const app = createApp({
     log,
     questions: createQuestionService({
-      redis,
+      redis: data,
       queues: questionQueues,
       events,
       keys,
@@ -100,16 +111,16 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
       maxInFlight: config.TENANT_MAX_INFLIGHT,
     }),
     rateLimit: rateLimit({
-      redis,
+      redis: data,
       prefix: keys.rateLimitPrefix,
       perMinute: config.RATE_LIMIT_PER_MINUTE,
     }),
-    idempotency: createIdempotency(redis, keys, { ttlSeconds: 86_400 }),
+    idempotency: createIdempotency(data, keys, { ttlSeconds: 86_400 }),
     cache: answerCache,
     documents: createDocumentService({
-      redis,
+      redis: data,
       queue: ingestQueue,
-      registry: createCollectionRegistry(redis, keys),
+      registry: createCollectionRegistry(data, keys),
       keys,
       log,
       embedder: embedderName(config),
@@ -132,7 +143,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     adminKey: config.ADMIN_API_KEY,
     readiness: {
       redis: async () => {
-        await redis.ping();
+        await Promise.all([redis.ping(), data.ping()]);
       },
       chroma: async () => {
         const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {
@@ -151,7 +162,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
 
   // Give Redis a moment so the first probes do not fail; the API still starts if it stays down
   // (requests then answer 503 and the connection keeps retrying in the background).
-  await waitForRedis(redis, 5_000).catch((e: unknown) =>
+  await Promise.all([waitForRedis(redis, 5_000), waitForRedis(data, 5_000)]).catch((e: unknown) =>
     log.warn({ err: toError(e) }, 'redis not reachable yet; starting anyway'),
   );
   const server = app.listen(config.PORT, config.HOST);
