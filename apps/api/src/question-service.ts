@@ -94,24 +94,47 @@ export function createQuestionService(deps: {
     return record;
   };
 
-  /** Removes a question whose id was never handed out. */
-  const discard = async (id: string) => {
-    await redis.del(keys.question(id), keys.events(id)).catch(() => undefined);
+  /** Removes a question whose id was never handed out, and gives its slot (if any) back. */
+  const discard = async (tenant: string, id: string) => {
+    await Promise.all([
+      redis.del(keys.question(id), keys.events(id)),
+      slots.release(tenant, id),
+    ]).catch(() => undefined);
   };
 
   /**
-   * Takes a tenant slot and queues the job. If either fails the question was not accepted: its
-   * traces go, unless it was registered in flight, where others may have joined it already; then
-   * it ends `failed` with the same error, so they are told rather than left waiting.
+   * Writes the record and takes a tenant slot together: two independent writes, one round trip.
+   * A slot taken for a record that could not be written is given back at once.
+   */
+  const accept = async (tenant: string, request: AskRequest, id: string, inFlightKey?: string) => {
+    const [created, admitted] = await Promise.allSettled([
+      createRecord(tenant, request, id, inFlightKey),
+      slots.admit(tenant, id, deps.maxInFlight),
+    ]);
+    if (created.status === 'rejected') {
+      if (admitted.status === 'fulfilled' && admitted.value) {
+        await slots.release(tenant, id).catch(() => undefined);
+      }
+      throw created.reason;
+    }
+    return { record: created.value, admitted };
+  };
+
+  /**
+   * Queues the job of a question whose slot was asked for. If the slot was refused or the job
+   * cannot be queued the question was not accepted: its traces go, unless it was registered in
+   * flight, where others may have joined it already; then it ends `failed` with the same error,
+   * so they are told rather than left waiting.
    */
   const submit = async (
     tenant: string,
     request: AskRequest,
     id: string,
-    record: QuestionRecordFields,
+    { record, admitted }: Awaited<ReturnType<typeof accept>>,
   ): Promise<QuestionView> => {
     try {
-      if (!(await slots.admit(tenant, id, deps.maxInFlight))) {
+      if (admitted.status === 'rejected') throw admitted.reason;
+      if (!admitted.value) {
         throw new AppError(
           'RATE_LIMITED',
           `at most ${deps.maxInFlight} questions may be queued or running at once`,
@@ -136,8 +159,8 @@ export function createQuestionService(deps: {
     inFlightKey: string | undefined,
     e: unknown,
   ) => {
+    if (!inFlightKey) return discard(tenant, id);
     await slots.release(tenant, id).catch(() => undefined);
-    if (!inFlightKey) return discard(id);
     const error = toPublicError(e instanceof AppError ? e : toUnavailable(e)).body.error;
     await events
       .append(
@@ -213,8 +236,8 @@ export function createQuestionService(deps: {
       const identity: CacheIdentity = { tenant, ...request };
       if (!request.cache) {
         const id = randomUUID();
-        const record = await createRecord(tenant, request, id);
-        return { kind: 'queued', view: await submit(tenant, request, id, record) };
+        const accepted = await accept(tenant, request, id);
+        return { kind: 'queued', view: await submit(tenant, request, id, accepted) };
       }
 
       const { epoch, hit } = await cache.lookup(identity).catch(unavailable);
@@ -232,20 +255,20 @@ export function createQuestionService(deps: {
       // An owner's record exists before its registration, so a registered question whose record
       // is missing or finished is stale, never one still being created.
       const id = randomUUID();
-      const record = await createRecord(tenant, request, id, key);
+      const accepted = await accept(tenant, request, id, key);
       const owner = await cache.claimInFlight(key, id, inFlightTtlMs).catch(async (e: unknown) => {
-        await discard(id);
+        await discard(tenant, id);
         return unavailable(e);
       });
       if (owner !== id) {
         const other = await joinable(tenant, owner);
         if (other) {
-          await discard(id);
+          await discard(tenant, id);
           return joined(tenant, other);
         }
         await cache.replaceInFlight(key, owner, id, inFlightTtlMs).catch(() => undefined);
       }
-      return { kind: 'queued', view: await submit(tenant, request, id, record) };
+      return { kind: 'queued', view: await submit(tenant, request, id, accepted) };
     },
 
     get,
