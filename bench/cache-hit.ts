@@ -2,7 +2,8 @@
 // 200 from Redis), beside a bare Express JSON endpoint on the same machine in the same run.
 import { once } from 'node:events';
 import express from 'express';
-import { load, startBenchAskq, summarize } from './lib.js';
+import { send } from './http-client.js';
+import { followUntilDone, load, startBenchAskq, summarize } from './lib.js';
 import type { BenchOptions } from './run.js';
 
 export async function cacheHit(options: BenchOptions) {
@@ -20,25 +21,17 @@ export async function cacheHit(options: BenchOptions) {
   await once(server, 'listening');
   const bareUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/echo`;
   try {
+    const question = { question: 'How does a client resume the event stream?' };
     const post = (url: string) => () =>
-      fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ question: 'How does a client resume the event stream?' }),
-      }).then(async (res) => {
-        await res.arrayBuffer();
+      send('POST', url, question).then((res) => {
         if (url !== bareUrl && res.status !== 200)
           throw new Error(`expected a cache hit, got ${res.status}`);
       });
     const askqUrl = `${askq.url}/v1/questions`;
     // Fill the cache: the first ask runs the pipeline (empty collection: the no-sources answer).
-    const first = await fetch(askqUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ question: 'How does a client resume the event stream?' }),
-    });
-    const { links } = (await first.json()) as { links: { events: string } };
-    await (await fetch(askq.url + links.events)).text();
+    const first = await send('POST', askqUrl, question);
+    const { links } = JSON.parse(first.text) as { links: { events: string } };
+    await followUntilDone(askq.url + links.events);
 
     // Warm both, then measure one at a time (latency) and with concurrency (rate).
     const warm = options.smoke ? 10 : 200;

@@ -13,6 +13,7 @@ import { startChromaServer } from '../scripts/lib/chroma-server.js';
 import { freePort } from '../scripts/lib/free-port.js';
 import { spawnManaged, waitFor, type ManagedProcess } from '../scripts/lib/managed-process.js';
 import { startRedisServer } from '../scripts/lib/redis-server.js';
+import { followStream } from './http-client.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -188,33 +189,14 @@ export async function startBenchAskq(env: Record<string, string> = {}) {
 }
 
 /**
- * Follows a question's event stream with plain fetch until a terminal event; calls `onEvent` with
- * each event and the time it arrived. Lighter than an EventSource for thousands of questions.
+ * Follows a question's event stream until a terminal event; calls `onEvent` with each event and
+ * the time it arrived. Lighter than an EventSource for thousands of questions.
  */
-export async function followUntilDone(
+export function followUntilDone(
   url: string,
   onEvent: (event: string, data: string, at: number) => void = () => undefined,
 ): Promise<string> {
-  const res = await fetch(url);
-  if (!res.body) throw new Error(`no stream from ${url}: ${res.status}`);
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of res.body) {
-    const at = performance.now();
-    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const frame = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event = /^event: (.*)$/m.exec(frame)?.[1];
-      const data = /^data: (.*)$/m.exec(frame)?.[1] ?? '';
-      if (!event) continue;
-      onEvent(event, data, at);
-      if (event === 'completed' || event === 'failed' || event === 'cancelled') {
-        await res.body.cancel().catch(() => undefined);
-        return event;
-      }
-    }
-  }
-  throw new Error('stream ended without a terminal event');
+  return followStream(url, onEvent, (event) => TERMINAL.has(event));
 }
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);

@@ -17,6 +17,7 @@ import {
   summarize,
 } from './lib.js';
 import type { BenchOptions } from './run.js';
+import { send } from './http-client.js';
 
 /** The collection the benches seed and ask. */
 export const BENCH_COLLECTION = 'bench';
@@ -114,14 +115,14 @@ export async function ask(
   onEvent?: (event: string, data: string, at: number) => void,
 ): Promise<Asked> {
   const t0 = performance.now();
-  const res = await fetch(`${url}/v1/questions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ collection: BENCH_COLLECTION, cache: false, ...body }),
+  const res = await send('POST', `${url}/v1/questions`, {
+    collection: BENCH_COLLECTION,
+    cache: false,
+    ...body,
   });
   const posted = performance.now();
-  if (res.status !== 202) throw new Error(`POST /v1/questions: ${res.status} ${await res.text()}`);
-  const { links } = (await res.json()) as { links: { events: string } };
+  if (res.status !== 202) throw new Error(`POST /v1/questions: ${res.status} ${res.text}`);
+  const { links } = JSON.parse(res.text) as { links: { events: string } };
   let active: number | undefined;
   let completed: number | undefined;
   let result: BenchResult | undefined;
