@@ -1,14 +1,8 @@
-// Shared pieces of the benchmarks: services on free ports, askq as real processes (or in this
-// process), CPU accounting from /proc, and statistics.
+// Shared pieces of the benchmarks: services on free ports, askq as real processes, CPU accounting
+// from /proc, and statistics.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { loadConfig } from '@askq/shared';
-import { ApiConfig } from '../apps/api/src/config.js';
-import { startApi } from '../apps/api/src/server.js';
-import { WorkerConfig } from '../apps/worker/src/config.js';
-import { startWorker } from '../apps/worker/src/runtime.js';
 import { startChromaServer } from '../scripts/lib/chroma-server.js';
 import { freePort } from '../scripts/lib/free-port.js';
 import { spawnManaged, waitFor, type ManagedProcess } from '../scripts/lib/managed-process.js';
@@ -160,30 +154,6 @@ export async function startBenchProcesses(
     async stop() {
       await Promise.all([api.stop(), worker.stop()]);
       await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Redis and Chroma on free ports, and askq's API and worker in this process. */
-export async function startBenchAskq(env: Record<string, string> = {}) {
-  const services = await startServices();
-  const log = pino({ level: 'silent' });
-  const config = {
-    REDIS_URL: services.redisUrl,
-    CHROMA_URL: services.chromaUrl,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    WORKER_METRICS_PORT: '0',
-    ...env,
-  };
-  const api = await startApi(loadConfig(ApiConfig, config), log);
-  const worker = await startWorker(loadConfig(WorkerConfig, config), log);
-  return {
-    url: `http://127.0.0.1:${api.port}`,
-    async stop() {
-      await worker.stop('bench done');
-      await api.stop('bench done');
-      await services.stop();
     },
   };
 }
