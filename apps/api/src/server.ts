@@ -9,6 +9,7 @@ import {
   embedderName,
   createKeys,
   openRedis,
+  openProcessRedis,
   createRegistry,
   createShutdown,
   JOBS,
@@ -47,18 +48,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   const keys = createKeys(config.REDIS_PREFIX);
 
   const target = redisTarget(config);
-  // BullMQ's queues get one connection; askq's own keys (records, events, cache, slots, rate
-  // limits) another, auto-pipelined: the commands concurrent requests issue in one tick go out in
-  // one socket write (on a single server; see createRedis). Without it every command was a write
-  // of its own, the API's largest CPU cost under load (docs/PERFORMANCE.md).
-  const redis = openRedis(target, 'api', 'askq-api-queues', { log, shutdown });
-  const data = openRedis(
-    target,
-    'api',
-    'askq-api',
-    { log, shutdown },
-    { enableAutoPipelining: true },
-  );
+  const { queues: redis, data } = openProcessRedis(target, 'api', { log, shutdown });
   const subscriber = openRedis(target, 'subscriber', 'askq-api-events', {
     log,
     shutdown,

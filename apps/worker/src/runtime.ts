@@ -6,6 +6,7 @@ import {
   createCollectionRegistry,
   createEventLog,
   createKeys,
+  openProcessRedis,
   openRedis,
   createRegistry,
   createShutdown,
@@ -49,18 +50,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const shutdown = createShutdown({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
   const keys = createKeys(config.REDIS_PREFIX);
 
-  // BullMQ's connection, and a second one for askq's own keys (events, cache, collections):
-  // auto-pipelining (on a single server; see createRedis) sends the commands of one tick in one
-  // write, and keeps them off BullMQ's.
   const target = redisTarget(config);
-  const redis = openRedis(target, 'worker', 'askq-worker', { log, shutdown });
-  const data = openRedis(
-    target,
-    'worker',
-    'askq-worker-data',
-    { log, shutdown },
-    { enableAutoPipelining: true },
-  );
+  const { queues: redis, data } = openProcessRedis(target, 'worker', { log, shutdown });
 
   const metricsRegistry = createRegistry('worker');
   const metrics = createAskqMetrics(metricsRegistry);

@@ -140,3 +140,21 @@ export function openRedis(
   owner.shutdown.add(name, () => redis.quit());
   return redis;
 }
+
+/**
+ * The two connections of an API or worker process: `queues` for BullMQ, and `data` for askq's own
+ * keys (records, events, caches, limits), auto-pipelined on a single server (see createRedis).
+ * The commands that concurrent questions issue in one tick then go out in one socket write: one
+ * write per command was the API's largest CPU cost under load (docs/PERFORMANCE.md). BullMQ keeps
+ * its own connection, so its blocking commands and scripts never wait behind askq's.
+ */
+export function openProcessRedis(
+  target: RedisTarget,
+  role: 'api' | 'worker',
+  owner: { log: Logger; shutdown: Shutdown },
+): { queues: RedisClient; data: RedisClient } {
+  return {
+    queues: openRedis(target, role, `askq-${role}-queues`, owner),
+    data: openRedis(target, role, `askq-${role}`, owner, { enableAutoPipelining: true }),
+  };
+}
