@@ -91,6 +91,7 @@ export function createSemanticCache(options: {
     QueryRow[]
   >({
     maxBatch: options.maxBatch ?? 32,
+    timeoutMs: options.timeoutMs,
     onBatch: (size) => options.onBatch?.('cache_lookup', size),
     run: async (_key, items) => {
       const [first] = items;
@@ -107,6 +108,7 @@ export function createSemanticCache(options: {
   });
   const stores = createBatcher<StoredEntry, undefined>({
     maxBatch: options.maxBatch ?? 32,
+    timeoutMs: options.timeoutMs,
     onBatch: (size) => options.onBatch?.('cache_store', size),
     run: async (_key, items) => {
       const [first] = items;

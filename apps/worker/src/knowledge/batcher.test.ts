@@ -24,7 +24,7 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 describe('createBatcher', () => {
   it('sends a call to an idle key at once, alone', async () => {
     const { requests, run } = controlledRun();
-    const call = createBatcher({ maxBatch: 8, run });
+    const call = createBatcher({ maxBatch: 8, run, timeoutMs: 60_000 });
     const result = call('a', 1);
     await tick();
     expect(requests.map((r) => r.items)).toEqual([[1]]);
@@ -35,7 +35,12 @@ describe('createBatcher', () => {
   it('holds calls that arrive while a request is out, then sends them together', async () => {
     const { requests, run } = controlledRun();
     const sizes: number[] = [];
-    const call = createBatcher({ maxBatch: 8, run, onBatch: (n) => sizes.push(n) });
+    const call = createBatcher({
+      maxBatch: 8,
+      run,
+      onBatch: (n) => sizes.push(n),
+      timeoutMs: 60_000,
+    });
     const first = call('a', 1);
     await tick();
     const later = [call('a', 2), call('a', 3), call('a', 4)];
@@ -52,7 +57,7 @@ describe('createBatcher', () => {
 
   it('keeps keys apart: another key does not wait', async () => {
     const { requests, run } = controlledRun();
-    const call = createBatcher({ maxBatch: 8, run });
+    const call = createBatcher({ maxBatch: 8, run, timeoutMs: 60_000 });
     const a = call('a', 1);
     const b = call('b', 2);
     await tick();
@@ -66,7 +71,7 @@ describe('createBatcher', () => {
 
   it('splits a long wait into batches of at most maxBatch, one after another', async () => {
     const { requests, run } = controlledRun();
-    const call = createBatcher({ maxBatch: 2, run });
+    const call = createBatcher({ maxBatch: 2, run, timeoutMs: 60_000 });
     const all = [call('a', 1), call('a', 2), call('a', 3), call('a', 4), call('a', 5)];
     for (let i = 0; i < 3; i++) {
       await tick();
@@ -79,7 +84,7 @@ describe('createBatcher', () => {
 
   it('rejects every call of a failed batch, and the next batch still goes', async () => {
     const { requests, run } = controlledRun();
-    const call = createBatcher({ maxBatch: 8, run });
+    const call = createBatcher({ maxBatch: 8, run, timeoutMs: 60_000 });
     const first = call('a', 1);
     await tick();
     const held = [call('a', 2), call('a', 3)];
@@ -96,10 +101,15 @@ describe('createBatcher', () => {
   });
 
   it('rejects a batch whose results do not match its items, and a run that throws', async () => {
-    const short = createBatcher<number, string>({ maxBatch: 8, run: () => Promise.resolve([]) });
+    const short = createBatcher<number, string>({
+      maxBatch: 8,
+      run: () => Promise.resolve([]),
+      timeoutMs: 60_000,
+    });
     await expect(short('a', 1)).rejects.toThrow('batch of 1 gave 0 results');
     const throwing = createBatcher<number, string>({
       maxBatch: 8,
+      timeoutMs: 60_000,
       run: () => {
         throw new Error('bad request');
       },
@@ -107,5 +117,21 @@ describe('createBatcher', () => {
     await expect(throwing('a', 1)).rejects.toThrow('bad request');
     // The lane was released: a later call is sent, not held forever.
     await expect(throwing('a', 2)).rejects.toThrow('bad request');
+  });
+
+  it('fails a batch that never settles after timeoutMs, and sends the next one', async () => {
+    const { requests, run } = controlledRun();
+    const call = createBatcher({ maxBatch: 8, run, timeoutMs: 30 });
+    const hung = call('a', 1);
+    await tick();
+    const held = call('a', 2);
+    // The first request never answers: it times out, and the held call goes in a new request.
+    await expect(hung).rejects.toThrow('no answer within 30 ms');
+    await tick();
+    expect(requests.map((r) => r.items)).toEqual([[1], [2]]);
+    requests[1]!.settle();
+    expect(await held).toBe('a:20');
+    // The abandoned request answering late changes nothing.
+    requests[0]!.settle();
   });
 });

@@ -21,6 +21,11 @@ export function createBatcher<I, O>(options: {
   run: BatchRun<I, O>;
   /** Called with each batch's size as it is sent. */
   onBatch?: (size: number) => void;
+  /**
+   * A batch not settled by then fails, and the key's next batch goes. Without it one request
+   * that never answers would hold every later call on its key for good.
+   */
+  timeoutMs: number;
 }): (key: string, item: I) => Promise<O> {
   // A key is present while a request of its own is in flight; its queue waits for that request.
   const lanes = new Map<string, Waiting<I, O>[]>();
@@ -33,9 +38,15 @@ export function createBatcher<I, O>(options: {
     }
     options.onBatch?.(batch.length);
     const items = batch.map((w) => w.item);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${options.timeoutMs} ms`)),
+        options.timeoutMs,
+      );
+    });
     // `run` may throw synchronously; a promise chain turns that into a rejection of this batch.
-    void Promise.resolve()
-      .then(() => options.run(key, items))
+    void Promise.race([Promise.resolve().then(() => options.run(key, items)), timeout])
       .then((results) => {
         if (results.length !== batch.length) {
           throw new Error(`batch of ${batch.length} gave ${results.length} results`);
@@ -43,7 +54,10 @@ export function createBatcher<I, O>(options: {
         batch.forEach((w, i) => w.resolve(results[i] as O));
       })
       .catch((e: unknown) => batch.forEach((w) => w.reject(e)))
-      .finally(() => send(key, queue));
+      .finally(() => {
+        clearTimeout(timer);
+        send(key, queue);
+      });
   };
 
   return (key, item) =>

@@ -122,6 +122,7 @@ export function createChromaStore(options: {
     Source[]
   >({
     maxBatch: options.maxBatch ?? 32,
+    timeoutMs: options.timeoutMs,
     onBatch: options.onBatch,
     run: async (_key, items) => {
       const [first] = items;
