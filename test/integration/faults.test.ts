@@ -1,8 +1,9 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { QuestionResult, QuestionView } from '@askq/shared';
+import { createKeys, type QuestionResult, type QuestionView } from '@askq/shared';
 import { startChromaServer } from '../../scripts/lib/chroma-server.js';
 import { freePort } from '../../scripts/lib/free-port.js';
 import { waitFor } from '../../scripts/lib/managed-process.js';
@@ -314,6 +315,56 @@ describe('workers that die or stop', () => {
       await next.process.stop();
     }
   }, 120_000);
+});
+
+describe("a Redis failover that loses a question's last event", () => {
+  it('ends the question failed within a sweep, and leaves running ones alone', async () => {
+    const askq = await startAskq({
+      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '200' },
+    });
+    const redis = new Redis(inject('redisUrl'));
+    const keys = createKeys(askq.prefix);
+    try {
+      await askq.seed(DOCS);
+      llm.reply(() => ({ text: ANSWER }));
+      const lost = await askq.ask('What causes tides, the one that is lost?');
+      const events = await followEvents(lost.events);
+      expect(events.at(-1)!.event).toBe('completed');
+
+      // A question still answering, across several sweeps.
+      llm.reply(() => ({ text: ANSWER, chunkDelayMs: 100 }));
+      const running = await askq.ask('What causes tides, the one still running?');
+      const runningEvents = followEvents(running.events);
+
+      // What a failover within the replication lag leaves: the job finished, but the record and
+      // log on the other master never got the last event (nor the slot's release).
+      await redis.xdel(keys.events(lost.id), events.at(-1)!.id);
+      await redis.hset(keys.question(lost.id), 'status', 'active');
+      await redis.hdel(keys.question(lost.id), 'result', 'finishedAt');
+      await redis.zadd(keys.tenantSlots('default'), Date.now(), lost.id);
+
+      const before = events.at(-2)!.id;
+      const resumed = await followEvents(`${lost.events}?lastEventId=${before}`, {
+        timeoutMs: 10_000,
+      });
+      expect(resumed.map((e) => e.event)).toEqual(['failed']);
+      expect(resumed[0]!.data).toMatchObject({
+        error: {
+          code: 'UNAVAILABLE',
+          message: expect.stringMatching(/answer was lost .*failover.*; ask again/),
+        },
+      });
+      expect(await status(askq, lost.id)).toBe('failed');
+      expect(await redis.zscore(keys.tenantSlots('default'), lost.id)).toBeNull();
+
+      const ran = await runningEvents;
+      expect(ran.at(-1)!.event).toBe('completed');
+      expect(ran.some((e) => e.event === 'failed')).toBe(false);
+    } finally {
+      redis.disconnect();
+      await askq.stop();
+    }
+  });
 });
 
 describe('time limits and hostile answers', () => {

@@ -23,6 +23,11 @@ export const WorkerConfig = BaseConfig.extend({
   WORKER_LOCK_MS: z.coerce.number().int().min(500).default(10_000),
   /** How often workers look for jobs whose lock lapsed (a crashed worker's), in milliseconds. */
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(5_000),
+  /**
+   * How often one worker looks for questions whose job finished but whose last event a Redis
+   * failover lost, and ends them `failed` so clients ask again, in milliseconds.
+   */
+  ORPHAN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
   /** Delay before a question's second attempt, doubling after, in milliseconds (with jitter). */
   RETRY_BASE_DELAY_MS: z.coerce.number().int().min(0).default(1_000),
   /** Longest delay between attempts, also the cap of a server's Retry-After, in milliseconds. */

@@ -26,7 +26,7 @@ import type { Embedder } from './embeddings/embedder.js';
 import { createHashEmbedder } from './embeddings/hash-embedder.js';
 import { createOpenAiEmbedder } from './embeddings/openai-embedder.js';
 import { createIngestProcessor } from './ingestion.js';
-import { createLostQuestionHandler } from './lost-questions.js';
+import { createLostQuestions } from './lost-questions.js';
 import type { IngestDeps } from './knowledge/ingest.js';
 import { createChromaStore } from './knowledge/chroma-store.js';
 import { createChunker } from './knowledge/chunker.js';
@@ -141,7 +141,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     },
   });
 
-  const endLost = createLostQuestionHandler(questionState);
+  const lost = createLostQuestions(questionState);
   // One BullMQ worker per question queue shard, all in this process. Shards fill evenly (ids are
   // hashed), so the process's concurrency is split evenly between them.
   const shards = questionShards(keys, config.QUEUE_SHARDS);
@@ -169,9 +169,27 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     worker.on('error', (e: unknown) =>
       log.warn({ err: toError(e), shard: shard.index }, 'worker error'),
     );
-    worker.on('failed', (job, e) => void endLost(job, e));
+    worker.on('failed', (job, e) => void lost.onFailed(job, e));
     return worker;
   });
+  // One worker an interval (whoever takes the lock) looks at every shard's recently finished jobs
+  // for questions a failover left open. The lock lapses a little before the next round.
+  const finished = questionWorkers.map((w) => ({
+    completed: w.toKey('completed'),
+    failed: w.toKey('failed'),
+  }));
+  const sweepOrphans = async () => {
+    try {
+      const interval = config.ORPHAN_SWEEP_INTERVAL_MS;
+      const won = await data.set(keys.orphanSweepLock, '1', 'PX', Math.round(interval * 0.9), 'NX');
+      if (won === 'OK') await lost.sweep(finished, 3 * interval);
+    } catch (e) {
+      log.warn({ err: toError(e) }, 'orphaned-question sweep failed');
+    }
+  };
+  const sweepTimer = setInterval(() => void sweepOrphans(), config.ORPHAN_SWEEP_INTERVAL_MS);
+  sweepTimer.unref();
+
   // close() waits for active jobs without a deadline: bound it, then hand the jobs back.
   const closeWorker = async (w: Worker) => {
     const timer = new Promise<'timeout'>((resolve) =>
@@ -198,6 +216,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   shutdown.add('bullmq workers', () =>
     Promise.all([...questionWorkers, ingestWorker].map(closeWorker)),
   );
+  shutdown.add('orphaned-question sweep', () => clearInterval(sweepTimer));
 
   // Cancels are broadcast: only the process holding a job can abort it (BullMQ cancelJob).
   const cancels = openRedis(target, 'subscriber', 'askq-worker-cancel', {

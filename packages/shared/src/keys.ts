@@ -39,6 +39,8 @@ export interface Keys {
   idempotency(tenant: string, keyHash: string): string;
   /** Pub/sub channel on which the API asks workers to cancel an active question. */
   readonly cancelChannel: string;
+  /** Taken by the one worker that looks for orphaned questions in an interval. */
+  readonly orphanSweepLock: string;
   /** BullMQ `prefix`; a hash tag keeps each queue's keys in one slot (BullMQ on Redis Cluster). */
   readonly queuePrefix: string;
   /** BullMQ `prefix` of question queue shard n > 0: its own hash tag, so its own slot. */
@@ -68,6 +70,7 @@ export function createKeys(prefix: string): Keys {
     rateLimitPrefix: `${prefix}:rl`,
     idempotency: (tenant, keyHash) => `${prefix}:idem:{${tenant}}:${keyHash}`,
     cancelChannel: `${prefix}:cancel`,
+    orphanSweepLock: `${prefix}:orphan-sweep`,
     queuePrefix: `{${prefix}}`,
     shardQueuePrefix: (shard) => `{${prefix}:s${shard}}`,
   };
