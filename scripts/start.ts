@@ -53,6 +53,8 @@ async function startRedis(): Promise<string> {
     port,
     dataDir: join(dataDir, 'redis'),
     logFile: join(logDir, 'redis.log'),
+    // A launcher killed outright (SIGKILL) must not leave Redis holding the port for next time.
+    dieWithParent: true,
   });
   stores.push(redis);
   return redis.url;
@@ -64,6 +66,7 @@ async function startChroma(): Promise<string> {
     port: await freePort(),
     dataDir: join(dataDir, 'chroma'),
     logFile: join(logDir, 'chroma.log'),
+    dieWithParent: true,
   });
   stores.push(chroma);
   return chroma.url;

@@ -13,6 +13,8 @@ export interface ChromaServerOptions {
   logFile?: string;
   /** How long to wait for the heartbeat (default 60_000 ms). */
   startTimeoutMs?: number;
+  /** Stop with this process even if it is killed (see `spawnManaged`); for `npm start`. */
+  dieWithParent?: boolean;
 }
 
 /** A running managed Chroma server. */
@@ -33,7 +35,10 @@ export async function startChromaServer(options: ChromaServerOptions): Promise<C
 
   // --host: the default 'localhost' may resolve to ::1 while clients here dial 127.0.0.1.
   const args = [cli, 'run', '--path', dataDir, '--host', '127.0.0.1', '--port', String(port)];
-  const child = spawnManaged('chroma', process.execPath, args, { logFile });
+  const child = spawnManaged('chroma', process.execPath, args, {
+    logFile,
+    dieWithParent: options.dieWithParent,
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(() => heartbeats(url), {

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A child process in its own process group, stopped with SIGTERM then SIGKILL. */
@@ -25,6 +25,12 @@ export interface SpawnManagedOptions {
   logFile?: string;
   /** Adds an IPC channel so a node child can notice (via 'disconnect') that its parent vanished. */
   ipc?: boolean;
+  /**
+   * The child gets SIGTERM when this process dies, even by SIGKILL, which no exit hook survives.
+   * On Linux, through util-linux's `setpriv --pdeathsig` (it sets the flag, then execs the
+   * command, so the pid stays the child's); elsewhere, or without `setpriv`, it is ignored.
+   */
+  dieWithParent?: boolean;
 }
 
 /** Options for {@link waitFor}. */
@@ -75,9 +81,13 @@ export function spawnManaged(
 
   let child: ChildProcess;
   try {
+    const setpriv = options.dieWithParent === true ? setprivPath() : undefined;
+    const [file, argv] = setpriv
+      ? [setpriv, ['--pdeathsig', 'TERM', '--', command, ...args]]
+      : [command, args];
     // detached: its own process group, so a terminal Ctrl-C reaches only the parent, which then
     // stops the children in order.
-    child = spawn(command, args, { cwd: options.cwd, env: options.env, detached: true, stdio });
+    child = spawn(file, argv, { cwd: options.cwd, env: options.env, detached: true, stdio });
   } finally {
     // The child holds its own copy of the descriptor.
     if (logFd !== undefined) closeSync(logFd);
@@ -113,6 +123,21 @@ export function spawnManaged(
   };
 
   return { name, pid, logFile: options.logFile, exited, stop };
+}
+
+/** util-linux's `setpriv` on Linux, if installed (Debian has it in every system). */
+function setprivPath(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, 'setpriv'), constants.X_OK);
+      return join(dir, 'setpriv');
+    } catch {
+      // Not here; try the next directory.
+    }
+  }
+  return undefined;
 }
 
 // Signals the whole group so helpers the child started stop too. Only while the leader has not been

@@ -14,6 +14,8 @@ export interface RedisServerOptions {
   logFile?: string;
   /** How long to wait for PING to answer (default 30_000 ms; replaying a large AOF takes time). */
   startTimeoutMs?: number;
+  /** Stop with this process even if it is killed (see `spawnManaged`); for `npm start`. */
+  dieWithParent?: boolean;
 }
 
 /** A running managed redis-server. */
@@ -58,7 +60,10 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     '--save', '',
     '--daemonize', 'no',
   ]; // prettier-ignore
-  const child = spawnManaged('redis', executable, args, { logFile });
+  const child = spawnManaged('redis', executable, args, {
+    logFile,
+    dieWithParent: options.dieWithParent,
+  });
   try {
     await waitFor(() => answersAsProcess(port, child.pid), {
       timeoutMs: options.startTimeoutMs ?? 30_000,

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { QuestionView } from '@askq/shared';
 import { freePort } from '../../scripts/lib/free-port.js';
 import { followEvents } from '../support/sse-client.js';
@@ -96,6 +96,47 @@ it('stops every child on Ctrl-C', async () => {
   expect({ code, signal }, output).toEqual({ code: 0, signal: null });
   for (const pid of pids) expect(await alive(pid), `pid ${pid} still alive\n${output}`).toBe(false);
 }, 60_000);
+
+it('leaves no process behind when the launcher itself is killed outright (SIGKILL)', async () => {
+  const run = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+    cwd: join(import.meta.dirname, '../..'),
+    env: {
+      ...process.env,
+      PORT: String(await freePort()),
+      DATA_DIR: join(dataDir, 'killed'),
+      WORKER_METRICS_PORT: String(await freePort()),
+      MANAGED_REDIS_PORT: String(await freePort()),
+      REDIS_URL: '',
+      CHROMA_URL: '',
+      LLM_BASE_URL: '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes('askq is ready')) resolve();
+    };
+    run.stdout.on('data', onData);
+    run.stderr.on('data', onData);
+    run.once('exit', (code) => reject(new Error(`start exited with ${code}:\n${text}`)));
+  });
+  const pids = await childPids(run.pid!);
+  expect(pids.length, JSON.stringify(pids)).toBeGreaterThanOrEqual(4); // redis, chroma, api, worker
+  const exited = once(run, 'exit');
+  run.kill('SIGKILL'); // no handler runs: the children must notice on their own
+  await exited;
+  // API and worker see their IPC channel close; Redis and Chroma get SIGTERM from the kernel.
+  await vi.waitFor(
+    async () => {
+      const left = [];
+      for (const pid of pids) if (await alive(pid)) left.push(pid);
+      expect(left).toEqual([]);
+    },
+    { timeout: 30_000, interval: 100 },
+  );
+}, 180_000);
 
 it('exits 1 naming the fixes when redis-server is missing and REDIS_URL is unset', async () => {
   const { mkdir, symlink } = await import('node:fs/promises');
