@@ -18,6 +18,7 @@ import {
 } from './lib.js';
 import type { BenchOptions } from './run.js';
 import { send } from './http-client.js';
+import { measureClientFloor } from './client-floor.js';
 
 /** The collection the benches seed and ask. */
 export const BENCH_COLLECTION = 'bench';
@@ -319,6 +320,14 @@ export async function overhead(options: BenchOptions) {
     } finally {
       await raw.stop();
     }
+    const floor = await measureClientFloor({
+      llmBaseURL: stack.llm.baseURL,
+      chromaUrl: stack.services.chromaUrl,
+      redisUrl: stack.services.redisUrl,
+      collectionSuffix: `.${BENCH_COLLECTION}`,
+      calls: questions,
+      concurrency: 1,
+    });
 
     return {
       bench: 'overhead',
@@ -328,8 +337,10 @@ export async function overhead(options: BenchOptions) {
       documents: stack.documents,
       askq,
       reference,
+      clientFloor: floor,
       targets: { overheadP50Ms: 3, cpuMsPerQuestion: 1.5 },
       ratio: {
+        cpuVsClientFloor: ratio(askq.cpuMsPerQuestion.apiPlusWorker, floor.cpuMsPerQuestion),
         overheadP50VsBullmqRoundTrip: ratio(askq.overheadMs.p50, reference.roundTripMs.p50),
         overheadP99VsBullmqRoundTrip: ratio(askq.overheadMs.p99, reference.roundTripMs.p99),
         cpuVsBullmq: ratio(

@@ -4,7 +4,15 @@
 // concurrency with a no-op processor: closed loop (add -> the worker's `completed`, `concurrency`
 // in flight, as askq is driven) and a drain (addBulk everything, then count completions).
 import { cpuMs, load, ratio, summarize } from './lib.js';
-import { ask, questionMaker, selfCpuMs, startAskqStack, startRawBullmq } from './overhead.js';
+import { measureClientFloor } from './client-floor.js';
+import {
+  ask,
+  BENCH_COLLECTION,
+  questionMaker,
+  selfCpuMs,
+  startAskqStack,
+  startRawBullmq,
+} from './overhead.js';
 import type { BenchOptions } from './run.js';
 
 const pct = (ms: number, seconds: number) => Number(((ms / (seconds * 1_000)) * 100).toFixed(1));
@@ -130,6 +138,15 @@ export async function throughput(options: BenchOptions) {
     } finally {
       await raw.stop();
     }
+    const floor = await measureClientFloor({
+      llmBaseURL: stack.llm.baseURL,
+      chromaUrl: stack.services.chromaUrl,
+      redisUrl: stack.services.redisUrl,
+      collectionSuffix: `.${BENCH_COLLECTION}`,
+      calls: options.smoke ? 20 : 2_000,
+      concurrency,
+    });
+    const apiPlusWorker = askq.cpuMsPerQuestion.api + askq.cpuMsPerQuestion.worker;
 
     return {
       bench: 'throughput',
@@ -141,8 +158,10 @@ export async function throughput(options: BenchOptions) {
       documents: stack.documents,
       askq,
       reference,
+      clientFloor: floor,
       target: { questionsPerSecond: 1_000 },
       ratio: {
+        cpuVsClientFloor: ratio(apiPlusWorker, floor.cpuMsPerQuestion),
         vsClosedLoop: ratio(askq.questionsPerSecond, reference.closedLoop.jobsPerSecond),
         vsDrain: ratio(askq.questionsPerSecond, reference.drain.jobsPerSecond),
         vsTarget: ratio(askq.questionsPerSecond, 1_000),

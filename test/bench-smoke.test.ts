@@ -21,5 +21,17 @@ describe.each(BENCHES)('npm run bench -- %s --smoke', (name) => {
     expect(summary.smoke).toBe(true);
     // Each bench measures askq beside a reference in the same run, and reports the ratio.
     expect(JSON.stringify(summary)).toMatch(/ratio/i);
+    if (name === 'overhead' || name === 'throughput') {
+      // The CPU per question is also set against the raw libraries doing the same work.
+      const floor = summary.clientFloor as {
+        cpuMsPerCall: Record<string, number>;
+        cpuMsPerQuestion: number;
+      };
+      expect(Object.keys(floor.cpuMsPerCall).sort()).toEqual(
+        ['bullmqJob', 'chromaQuery', 'expressPost', 'openaiStream'].sort(),
+      );
+      for (const ms of Object.values(floor.cpuMsPerCall)) expect(ms).toBeGreaterThan(0);
+      expect(summary.ratio).toHaveProperty('cpuVsClientFloor');
+    }
   }, 180_000);
 });
