@@ -1,4 +1,6 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAnswerCache, createKeys, type QuestionResult } from '@askq/shared';
 import { startAskq, type TestAskq } from '../support/askq.js';
 import { spawnApi, type AppProcess } from '../support/processes.js';
 
@@ -8,6 +10,7 @@ const KEYS = {
   busy: 'busy-tenant-key-0123456789',
   idem: 'idem-tenant-key-0123456789',
   other: 'other-tenant-key-0123456789',
+  cached: 'cached-tenant-key-0123456789',
 };
 const API_KEYS = Object.entries(KEYS)
   .map(([tenant, key]) => `${tenant}:${key}`)
@@ -64,6 +67,60 @@ describe('rate limit', () => {
     expect(retryAfter).toBeLessThanOrEqual(60);
     // Another tenant is not affected.
     expect((await post(local.url, 'other', { question: 'Unaffected?' })).status).toBe(202);
+  });
+});
+
+describe('rate limit decided beside the cache lookup', () => {
+  it('refuses a limited tenant with 429 even when the answer is cached, or its body is broken', async () => {
+    // An answer in the exact cache for this tenant's question (default options: the empty
+    // collection's version 0, cache generation 0).
+    const redis = new Redis((await import('vitest')).inject('redisUrl'));
+    try {
+      const result: QuestionResult = {
+        answer: 'Cached before the limit [1].',
+        sources: [],
+        model: 'extractive',
+        route: 'fast',
+        cached: false,
+        usage: { promptTokens: 0, completionTokens: 0 },
+        timings: { queueMs: 0, retrievalMs: 0, generationMs: 0, validationMs: 0, totalMs: 5 },
+        validation: { passed: true, checks: [] },
+      };
+      const identity = {
+        tenant: 'cached',
+        collection: 'default',
+        question: 'Is this answer cached?',
+        model: 'auto',
+        topK: 4,
+      };
+      const cache = createAnswerCache(redis, createKeys(local.prefix), { ttlSeconds: 60 });
+      await cache.store(identity, { version: 0, generation: 0 }, result);
+    } finally {
+      redis.disconnect();
+    }
+    const question = { question: 'Is this answer cached?' };
+    const hit = await post(local.url, 'cached', question);
+    expect(hit.status).toBe(200);
+    expect(((await hit.json()) as { result: QuestionResult }).result.answer).toBe(
+      'Cached before the limit [1].',
+    );
+    for (let i = 0; i < 5; i++)
+      expect((await post(remote.url, 'cached', question)).status).toBe(200);
+
+    // The seventh request in the minute: the lookup ran beside the limit, but only the refusal
+    // is answered, whatever else is wrong with the request.
+    for (const res of [
+      await post(local.url, 'cached', question),
+      await post(remote.url, 'cached', {}),
+      await fetch(`${local.url}/v1/questions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.cached}` },
+        body: '{"question": ',
+      }),
+    ]) {
+      expect(res.status).toBe(429);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+    }
   });
 });
 

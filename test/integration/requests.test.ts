@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import type { QuestionView } from '@askq/shared';
 import { startAskq, type TestAskq } from '../support/askq.js';
 import { followEvents, readStream } from '../support/sse-client.js';
@@ -198,6 +200,45 @@ describe('an open stream', () => {
     expect(text.startsWith('retry: 2000\n\n')).toBe(true);
     expect(text).toContain('event: status');
     expect(text).toContain(': ping\n\n');
+  });
+});
+
+describe('stream subscriptions', () => {
+  it('are dropped for streams not served live: unknown, finished, and closed ones', async () => {
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const channels = () => redis.pubsub('CHANNELS', `${askq.prefix}:*`) as Promise<string[]>;
+      const noneLeft = () =>
+        vi.waitFor(async () => expect(await channels()).toEqual([]), {
+          timeout: 5_000,
+          interval: 20,
+        });
+      // Streams of earlier tests may still be closing.
+      await noneLeft();
+
+      // Each request subscribes at once, while it reads the record.
+      const unknown = await fetch(`${askq.url}/v1/questions/${randomUUID()}/events`);
+      expect(unknown.status).toBe(404);
+      const { id, events } = await askq.ask('Cancelled before anyone streamed me?');
+      await fetch(`${askq.url}/v1/questions/${id}`, { method: 'DELETE' });
+      expect((await readStream(events)).events.map((e) => e.event)).toEqual([
+        'status',
+        'cancelled',
+      ]);
+
+      // A live stream, subscribed on the same connection after the two above: once it is
+      // streaming, their subscriptions have reached Redis too.
+      const live = await askq.ask('Is anyone streaming me?');
+      const controller = new AbortController();
+      const res = await fetch(live.events, { signal: controller.signal });
+      const reader = res.body!.getReader();
+      await reader.read();
+      expect(await channels()).toContain(`${askq.prefix}:q:{${live.id}}:ch`);
+      controller.abort();
+      await noneLeft();
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

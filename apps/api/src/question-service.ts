@@ -32,7 +32,11 @@ export type AskOutcome = { kind: 'queued' | 'cached' | 'coalesced'; view: Questi
 
 /** What the API does with questions, free of HTTP. */
 export interface QuestionService {
-  ask(tenant: string, request: AskRequest): Promise<AskOutcome>;
+  /**
+   * `admitted` settles with the rate limit's decision: nothing is written before it resolves, and
+   * the cache is read meanwhile, in the same round trip.
+   */
+  ask(tenant: string, request: AskRequest, admitted?: Promise<void>): Promise<AskOutcome>;
   get(tenant: string, id: string): Promise<QuestionView>;
   /** Cancels a question: `cancelled` at once when it was queued, `cancelling` when it is running. */
   cancel(
@@ -232,15 +236,19 @@ export function createQuestionService(deps: {
   };
 
   return {
-    async ask(tenant, request) {
+    async ask(tenant, request, admitted = Promise.resolve()) {
       const identity: CacheIdentity = { tenant, ...request };
       if (!request.cache) {
+        await admitted;
         const id = randomUUID();
         const accepted = await accept(tenant, request, id);
         return { kind: 'queued', view: await submit(tenant, request, id, accepted) };
       }
 
-      const { epoch, hit } = await cache.lookup(identity).catch(unavailable);
+      const [looked, admission] = await Promise.allSettled([cache.lookup(identity), admitted]);
+      if (admission.status === 'rejected') throw admission.reason;
+      if (looked.status === 'rejected') unavailable(looked.reason);
+      const { epoch, hit } = looked.value;
       metrics.cacheLookups.labels('exact', hit ? 'hit' : 'miss').inc();
       cache
         .recordLookup(tenant, 'exact', hit)

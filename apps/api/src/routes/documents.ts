@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DocumentId, IngestRequest, NamePattern } from '@askq/shared';
 import type { DocumentService } from '../document-service.js';
 import { parseBody, parseQuery } from '../http.js';
+import { awaitAdmission } from '../limits.js';
 
 const DeleteQuery = z.strictObject({
   collection: z.string().regex(NamePattern, 'not a collection name').default('default'),
@@ -18,6 +19,7 @@ export function documentRoutes(
   router.post(
     '/v1/documents',
     options.rateLimit,
+    awaitAdmission,
     express.json({ limit: options.bodyLimit }),
     async (req, res) => {
       const request = parseBody(IngestRequest, req.body);

@@ -37,10 +37,20 @@ export function eventRoutes(deps: {
 
   router.get('/v1/questions/:id/events', async (req, res) => {
     const id = req.params.id;
-    const view = await deps.questions.get(res.locals.tenant as string, id);
     const after = lastEventId(req);
+    // Subscribed while the record is read: a live stream starts one round trip sooner. A stream
+    // that will not be served live (finished, missing, another tenant's) drops it unused.
+    const live = liveStream(id, after, res, deps);
+    let view;
+    try {
+      view = await deps.questions.get(res.locals.tenant as string, id);
+    } catch (e) {
+      live.cancel();
+      throw e;
+    }
 
     if (TERMINAL_STATUSES.has(view.status)) {
+      live.cancel();
       const backlog = await deps.events.read(id, after);
       // Nothing left after the terminal event: 204 tells EventSource to stop reconnecting.
       if (backlog.length === 0) {
@@ -52,7 +62,7 @@ export function eventRoutes(deps: {
       deps.metrics.sseEventsSent.inc(backlog.length);
       return;
     }
-    await streamLive(id, after, res, deps);
+    await live.serve();
   });
 
   return router;
@@ -74,13 +84,14 @@ function lastEventId(req: Request): string | undefined {
 /**
  * Subscribes before replaying so nothing published in between is lost; events that arrive while
  * the backlog is read wait in `pending`, and any id at or before the last one sent is dropped.
+ * The subscription starts at once; `serve` streams, `cancel` drops it unused.
  */
-async function streamLive(
+function liveStream(
   id: string,
   after: string | undefined,
   res: Response,
   deps: Parameters<typeof eventRoutes>[0],
-): Promise<void> {
+): { serve(): Promise<void>; cancel(): void } {
   let lastSent = after;
   let catchingUp = true;
   let started = false;
@@ -145,20 +156,16 @@ async function streamLive(
     deliver(queued, true);
   };
 
-  const unsubscribe = await deps.hub.subscribe(id, {
+  const subscribed = deps.hub.subscribe(id, {
     onEvents: (events) => (catchingUp ? pending.push(...events) : deliver(events, true)),
-    onResync: () => void catchUp(),
+    // Before serve, nothing was read yet: its first read covers whatever was missed.
+    onResync: () => void (started && catchUp()),
   });
+  // Awaited by serve, or dropped by cancel; never unhandled in between.
+  subscribed.catch(() => undefined);
+  let unsubscribe = () => {};
+  let heartbeat: NodeJS.Timeout | undefined;
 
-  // Pub/sub is best effort (a message published while the subscriber moves to another cluster
-  // node is gone). The next event reveals a lost one (see deliver); a lost last event has no
-  // next, so a stream that stayed quiet for a whole heartbeat also re-reads the log.
-  const heartbeat = setInterval(() => {
-    res.write(': ping\n\n');
-    if (quiet) void catchUp();
-    quiet = true;
-  }, deps.options.heartbeatMs);
-  heartbeat.unref();
   function finish() {
     if (closed) return;
     closed = true;
@@ -166,15 +173,37 @@ async function streamLive(
     unsubscribe();
     if (deps.streams.delete(res)) deps.metrics.sseConnections.dec();
   }
-  res.on('close', finish);
-  // The client may have gone while we waited for the subscription; 'close' will not fire again.
-  if (res.closed) {
-    finish();
-    return;
-  }
-  deps.streams.add(res);
-  deps.metrics.sseConnections.inc();
 
-  writeSseHead(res, deps.options.retryMs);
-  await catchUp();
+  const serve = async () => {
+    unsubscribe = await subscribed;
+    // Pub/sub is best effort (a message published while the subscriber moves to another cluster
+    // node is gone). The next event reveals a lost one (see deliver); a lost last event has no
+    // next, so a stream that stayed quiet for a whole heartbeat also re-reads the log.
+    heartbeat = setInterval(() => {
+      res.write(': ping\n\n');
+      if (quiet) void catchUp();
+      quiet = true;
+    }, deps.options.heartbeatMs);
+    heartbeat.unref();
+    res.on('close', finish);
+    // The client may have gone while we waited for the subscription; 'close' will not fire again.
+    if (res.closed) {
+      finish();
+      return;
+    }
+    deps.streams.add(res);
+    deps.metrics.sseConnections.inc();
+
+    writeSseHead(res, deps.options.retryMs);
+    await catchUp();
+  };
+
+  return {
+    serve,
+    cancel: () =>
+      void subscribed.then(
+        (release) => release(),
+        () => undefined,
+      ),
+  };
 }

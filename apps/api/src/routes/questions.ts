@@ -2,6 +2,7 @@ import express, { Router, type RequestHandler } from 'express';
 import { AskRequest, type AskRequest as Ask } from '@askq/shared';
 import { parseBody } from '../http.js';
 import type { Idempotency, StoredResponse } from '../idempotency.js';
+import { admission, afterAdmissionOnError } from '../limits.js';
 import type { QuestionService } from '../question-service.js';
 
 /** `POST /v1/questions`, `GET /v1/questions/{id}`, `DELETE /v1/questions/{id}` (SPEC 2). */
@@ -11,8 +12,12 @@ export function questionRoutes(
 ): Router {
   const router = Router();
 
-  const accept = async (tenant: string, request: Ask): Promise<StoredResponse> => {
-    const { kind, view } = await questions.ask(tenant, request);
+  const accept = async (
+    tenant: string,
+    request: Ask,
+    admitted: Promise<void>,
+  ): Promise<StoredResponse> => {
+    const { kind, view } = await questions.ask(tenant, request, admitted);
     const self = `/v1/questions/${view.id}`;
     const body = {
       id: view.id,
@@ -30,21 +35,30 @@ export function questionRoutes(
   router.post(
     '/v1/questions',
     options.rateLimit,
-    express.json({ limit: options.bodyLimit }),
+    afterAdmissionOnError(express.json({ limit: options.bodyLimit })),
     async (req, res) => {
       const tenant = res.locals.tenant as string;
-      const request = parseBody(AskRequest, req.body);
+      // Decided while the cache is read (see limits.ts); nothing is written before it.
+      const admitted = admission(res);
+      let request: Ask;
+      try {
+        request = parseBody(AskRequest, req.body);
+      } catch (e) {
+        await admitted;
+        throw e;
+      }
       const key = req.get('idempotency-key');
       let response: StoredResponse;
       if (key === undefined) {
-        response = await accept(tenant, request);
+        response = await accept(tenant, request, admitted);
       } else {
+        await admitted;
         const decision = await options.idempotency.begin(tenant, key, request);
         if (decision.kind === 'replay') {
           response = decision.response;
         } else {
           try {
-            response = await accept(tenant, request);
+            response = await accept(tenant, request, admitted);
           } catch (e) {
             // Not accepted: the same key may be tried again.
             await decision.abandon().catch(() => undefined);
