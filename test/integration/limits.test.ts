@@ -65,6 +65,13 @@ describe('rate limit', () => {
     const retryAfter = Number(limited.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
+    // Documents draw from the same allowance.
+    const ingest = await fetch(`${remote.url}/v1/documents`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.rate}` },
+      body: JSON.stringify({ documents: [{ id: 'limited', text: 'Never stored.' }] }),
+    });
+    expect(ingest.status).toBe(429);
     // Another tenant is not affected.
     expect((await post(local.url, 'other', { question: 'Unaffected?' })).status).toBe(202);
   });

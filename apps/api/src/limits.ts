@@ -59,7 +59,7 @@ export const awaitAdmission: RequestHandler = (_req, res, next) => {
  * Runs `handler` (a body parser) for a request the rate limit may still refuse; if it fails, the
  * refusal is reported instead, so a limited client always hears 429 first.
  */
-export function afterAdmissionOnError(handler: RequestHandler): RequestHandler {
+export function refusalFirst(handler: RequestHandler): RequestHandler {
   return (req, res, next) => {
     void handler(req, res, (err?: unknown) => {
       if (err === undefined) next();

@@ -2,7 +2,7 @@ import express, { Router, type RequestHandler } from 'express';
 import { AskRequest, type AskRequest as Ask } from '@askq/shared';
 import { parseBody } from '../http.js';
 import type { Idempotency, StoredResponse } from '../idempotency.js';
-import { admission, afterAdmissionOnError } from '../limits.js';
+import { admission, refusalFirst } from '../limits.js';
 import type { QuestionService } from '../question-service.js';
 
 /** `POST /v1/questions`, `GET /v1/questions/{id}`, `DELETE /v1/questions/{id}` (SPEC 2). */
@@ -35,7 +35,7 @@ export function questionRoutes(
   router.post(
     '/v1/questions',
     options.rateLimit,
-    afterAdmissionOnError(express.json({ limit: options.bodyLimit })),
+    refusalFirst(express.json({ limit: options.bodyLimit })),
     async (req, res) => {
       const tenant = res.locals.tenant as string;
       // Decided while the cache is read (see limits.ts); nothing is written before it.
