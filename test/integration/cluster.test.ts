@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed, vi } from 'vitest';
 import { createKeys, questionShards, shardOf } from '@askq/shared';
 import { waitForIngestion } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
@@ -153,6 +153,37 @@ describe('on a Redis Cluster', () => {
       const streamed = tokens.map((e) => (e.data as { text: string }).text).join('');
       expect(streamed.length).toBeLessThan(ANSWER.length);
     } finally {
+      llm.reply(() => ({ text: ANSWER, chunkDelayMs: 5 }));
+    }
+  });
+
+  it("sends a question's events by sharded pub/sub, on its own shard only", async () => {
+    llm.reply(() => ({ text: ANSWER, chunkDelayMs: 100 }));
+    const nodes = cluster.nodes.map((node) => ({ node, redis: new Redis(node.url) }));
+    try {
+      const id = await ask(apis[0]!, 'When are tides highest? (sharded)');
+      const channel = createKeys(prefix).eventsChannel(id);
+      const streaming = followEvents(`${apis[1]!.url}/v1/questions/${id}/events`);
+      const owner = await cluster.masterOf(channel);
+      // [channel, subscribers] for a sharded or a classic subscription.
+      const count = async (redis: Redis, kind: 'SHARDNUMSUB' | 'NUMSUB') =>
+        Number(((await redis.call('PUBSUB', kind, channel)) as [string, number])[1]);
+      // The streaming API subscribed on the master of the question's slot...
+      await vi.waitFor(
+        async () =>
+          expect(await count(nodes.find((n) => n.node === owner)!.redis, 'SHARDNUMSUB')).toBe(1),
+        { timeout: 10_000, interval: 20 },
+      );
+      // ...and nowhere else, and not by classic pub/sub, whose messages every node carries.
+      for (const { node, redis } of nodes) {
+        if (node !== owner) expect(await count(redis, 'SHARDNUMSUB')).toBe(0);
+        expect(await count(redis, 'NUMSUB')).toBe(0);
+      }
+      const events = await streaming;
+      expect(events.filter((e) => e.event === 'token').length).toBeGreaterThan(1);
+      expectWholeLog(events);
+    } finally {
+      for (const { redis } of nodes) redis.disconnect();
       llm.reply(() => ({ text: ANSWER, chunkDelayMs: 5 }));
     }
   });

@@ -207,7 +207,7 @@ describe('stream subscriptions', () => {
   it('are dropped for streams not served live: unknown, finished, and closed ones', async () => {
     const redis = new Redis(inject('redisUrl'));
     try {
-      const channels = () => redis.pubsub('CHANNELS', `${askq.prefix}:*`) as Promise<string[]>;
+      const channels = () => redis.pubsub('SHARDCHANNELS', `${askq.prefix}:*`) as Promise<string[]>;
       const noneLeft = () =>
         vi.waitFor(async () => expect(await channels()).toEqual([]), {
           timeout: 5_000,

@@ -38,7 +38,8 @@ export function createEventHub(subscriber: RedisClient, keys: Keys, log: Logger)
       for (const listener of channel.listeners) listener.onEvents(events);
     }
   };
-  subscriber.on('message', (channelName: string, message: string) => {
+  // Sharded pub/sub (Redis 7): on a cluster a question's events stay on its shard.
+  subscriber.on('smessage', (channelName: string, message: string) => {
     const channel = channels.get(channelName);
     const event = channel && decodePublished(message);
     if (!channel || !event) return;
@@ -74,7 +75,7 @@ export function createEventHub(subscriber: RedisClient, keys: Keys, log: Logger)
       const name = keys.eventsChannel(questionId);
       let channel = channels.get(name);
       if (!channel) {
-        channel = { listeners: new Set(), ready: subscriber.subscribe(name) };
+        channel = { listeners: new Set(), ready: subscriber.ssubscribe(name) };
         channels.set(name, channel);
       }
       channel.listeners.add(listener);
@@ -84,7 +85,7 @@ export function createEventHub(subscriber: RedisClient, keys: Keys, log: Logger)
         if (current.listeners.size === 0 && channels.get(name) === current) {
           channels.delete(name);
           // Commands on one connection run in order, so a later SUBSCRIBE still wins.
-          subscriber.unsubscribe(name).catch((e: unknown) => {
+          subscriber.sunsubscribe(name).catch((e: unknown) => {
             log.debug({ err: e, channel: name }, 'unsubscribe failed');
           });
         }

@@ -9,6 +9,7 @@ import {
   embedderName,
   createKeys,
   openRedis,
+  assertRedisVersion,
   openProcessRedis,
   createRegistry,
   createShutdown,
@@ -133,7 +134,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     adminKey: config.ADMIN_API_KEY,
     readiness: {
       redis: async () => {
-        await Promise.all([redis.ping(), data.ping()]);
+        await Promise.all([redis.ping(), assertRedisVersion(data)]);
       },
       chroma: async () => {
         const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {

@@ -6,6 +6,7 @@ import {
   createCollectionRegistry,
   createEventLog,
   createKeys,
+  assertRedisVersion,
   openProcessRedis,
   openRedis,
   createRegistry,
@@ -235,7 +236,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     healthy: () => [...questionWorkers, ingestWorker].every((w) => w.isRunning()),
     readiness: {
       redis: async () => {
-        await data.ping();
+        await assertRedisVersion(data);
       },
       chroma: async () => {
         const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {

@@ -106,7 +106,7 @@ while i <= #ARGV do
       redis.call('EXPIRE', KEYS[1], ttl)
       redis.call('EXPIRE', KEYS[2], ttl)
     end
-    redis.call('PUBLISH', ARGV[1], id .. '\\n' .. prev .. '\\n' .. name .. '\\n' .. data)
+    redis.call('SPUBLISH', ARGV[1], id .. '\\n' .. prev .. '\\n' .. name .. '\\n' .. data)
     prev = id
     results[#results + 1] = id
     finished = name == 'completed' or name == 'failed' or name == 'cancelled'

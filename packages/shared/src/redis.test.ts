@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { createRedis } from './redis.js';
+import { assertRedisVersion, createRedis } from './redis.js';
 
 describe('createRedis', () => {
   it('auto-pipelines a single server when asked, and never a cluster', () => {
@@ -25,5 +25,21 @@ describe('createRedis', () => {
         client.disconnect();
       }
     }
+  });
+});
+
+describe('assertRedisVersion', () => {
+  // Only this machine's Redis 7 can run here, so older servers are their INFO replies.
+  const server = (info: string) => ({ info: () => Promise.resolve(info) });
+
+  it('accepts Redis 7 and later, and refuses older servers by version', async () => {
+    await expect(assertRedisVersion(server('# Server\r\nredis_version:7.0.15\r\n'))).resolves.toBe(
+      undefined,
+    );
+    await expect(assertRedisVersion(server('redis_version:8.2.1\r\n'))).resolves.toBe(undefined);
+    await expect(assertRedisVersion(server('redis_version:6.2.14\r\n'))).rejects.toThrow(
+      /Redis 6\.2\.14 is too old: askq needs Redis 7\.0 or later/,
+    );
+    await expect(assertRedisVersion(server('# Server\r\n'))).rejects.toThrow(/version unknown/);
   });
 });

@@ -68,6 +68,9 @@ export function createRedis(
     retryDelayOnFailover: 300,
     retryDelayOnClusterDown: 300,
     maxRedirections: role === 'api' ? 17 : 100,
+    // Question events use sharded pub/sub (SPUBLISH in the append script): on a cluster each
+    // message stays on the shard of its question, and the subscriber keeps a connection per master.
+    ...(role === 'subscriber' ? { shardedSubscribers: true } : {}),
     // TLS certificates of managed clusters name the configured host, not the node IPs.
     dnsLookup: (address, callback) => callback(null, address),
     redisOptions: {
@@ -157,4 +160,19 @@ export function openProcessRedis(
     queues: openRedis(target, role, `askq-${role}-queues`, owner),
     data: openRedis(target, role, `askq-${role}`, owner, { enableAutoPipelining: true }),
   };
+}
+
+/**
+ * Resolves if the server behind `client` runs Redis 7.0 or later, which askq needs: question
+ * events travel by sharded pub/sub (SPUBLISH, SSUBSCRIBE). An older server would fail every event
+ * append; readiness checks call this so that it is reported, by name, instead.
+ */
+export async function assertRedisVersion(client: Pick<RedisClient, 'info'>): Promise<void> {
+  const info = await client.info('server');
+  const version = /^redis_version:(\S+)/m.exec(info)?.[1];
+  if (!(Number(version?.split('.')[0]) >= 7)) {
+    throw new Error(
+      `Redis ${version ?? '(version unknown)'} is too old: askq needs Redis 7.0 or later (sharded pub/sub)`,
+    );
+  }
 }
