@@ -291,6 +291,66 @@ describe('in-flight registrations', () => {
   });
 });
 
+describe('in-flight registrations after the documents changed', () => {
+  it('joins a question of the new epoch, never one still answering from the old documents', async () => {
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const collection = 'epochs';
+      const keys = createKeys(askq.prefix);
+      const cache = createAnswerCache(redis, keys, { ttlSeconds: 60 });
+      const identity = (question: string) => ({
+        tenant: 'default',
+        ...AskRequest.parse({ question, collection }),
+      });
+      const register = async (question: string) => {
+        const { epoch } = await cache.lookup(identity(question));
+        const owner = randomUUID();
+        await redis.hset(keys.question(owner), {
+          tenant: 'default',
+          question,
+          collection,
+          model: 'auto',
+          topK: '4',
+          cache: 'true',
+          createdAt: String(Date.now()),
+          attempts: '0',
+          status: 'active',
+        });
+        await redis.set(cache.inFlightKey(identity(question), epoch), owner, 'PX', 60_000);
+        return { owner, epoch };
+      };
+      const ask = async (question: string) => {
+        const res = await askq.post('/v1/questions', { question, collection });
+        expect(res.status).toBe(202);
+        return (await res.json()) as { id: string; coalesced?: boolean };
+      };
+
+      // The API learns this collection's epoch (no documents yet), and a question is answering
+      // from that state.
+      await ask('Warm up?');
+      const question = 'Which epoch is this question in?';
+      const old = await register(question);
+      // The documents change: a new epoch.
+      const res = await askq.post('/v1/documents', { collection, documents: DOCS.slice(0, 1) });
+      const { ingestionId } = (await res.json()) as { ingestionId: string };
+      expect((await waitForIngestion(askq.url, ingestionId)).status).toBe('completed');
+
+      // Asked now, it must not join the run that answers from the old documents.
+      const fresh = await ask(question);
+      expect(fresh.coalesced).not.toBe(true);
+      expect(fresh.id).not.toBe(old.owner);
+
+      // A question registered in the new epoch is joined.
+      const other = 'Which epoch is this other question in?';
+      const current = await register(other);
+      expect(current.epoch.version).toBeGreaterThan(old.epoch.version);
+      expect(await ask(other)).toMatchObject({ id: current.owner, coalesced: true });
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
 describe('tenants', () => {
   const KEYS = { acme: 'acme-key-0123456789abcdef', globex: 'globex-key-0123456789abcdef' };
   let tenants: TestAskq;

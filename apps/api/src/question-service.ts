@@ -13,6 +13,7 @@ import {
   type TenantSlots,
   type AskRequest,
   type CachedAnswer,
+  type CacheEpoch,
   type CacheIdentity,
   type QuestionResult,
   type AskqMetrics,
@@ -63,6 +64,7 @@ export function createQuestionService(deps: {
 }): QuestionService {
   const { redis, queues, events, keys, log, metrics, cache, inFlightTtlMs, slots } = deps;
   const queueOf = (id: string) => queues[shardOf(id, queues.length)]!;
+  const epochs = lastEpochs();
 
   const get = async (tenant: string, id: string): Promise<QuestionView> => {
     if (!QUESTION_ID.test(id)) throw notFound(id);
@@ -107,21 +109,26 @@ export function createQuestionService(deps: {
   };
 
   /**
-   * Writes the record and takes a tenant slot together: two independent writes, one round trip.
-   * A slot taken for a record that could not be written is given back at once.
+   * Writes the record, takes a tenant slot and (for a cached question) registers it in flight,
+   * together: independent writes, one round trip. Whatever was taken for a record that could not
+   * be written is given back at once.
    */
   const accept = async (tenant: string, request: AskRequest, id: string, inFlightKey?: string) => {
-    const [created, admitted] = await Promise.allSettled([
+    const [created, admitted, claimed] = await Promise.allSettled([
       createRecord(tenant, request, id, inFlightKey),
       slots.admit(tenant, id, deps.maxInFlight),
+      inFlightKey ? cache.claimInFlight(inFlightKey, id, inFlightTtlMs) : undefined,
     ]);
     if (created.status === 'rejected') {
-      if (admitted.status === 'fulfilled' && admitted.value) {
-        await slots.release(tenant, id).catch(() => undefined);
-      }
+      await Promise.all([
+        admitted.status === 'fulfilled' && admitted.value ? slots.release(tenant, id) : undefined,
+        inFlightKey && claimed.status === 'fulfilled' && claimed.value === id
+          ? cache.releaseInFlight(inFlightKey, id)
+          : undefined,
+      ]).catch(() => undefined);
       throw created.reason;
     }
-    return { record: created.value, admitted };
+    return { record: created.value, admitted, claimed };
   };
 
   /**
@@ -245,10 +252,19 @@ export function createQuestionService(deps: {
         return { kind: 'queued', view: await submit(tenant, request, id, accepted) };
       }
 
-      const [looked, admission] = await Promise.allSettled([cache.lookup(identity), admitted]);
+      // The in-flight registration is keyed by the epoch the lookup returns; epochs rarely change,
+      // so the key of the last one seen is read in the same round trip, and used if it still holds.
+      const guess = epochs.last(identity);
+      const guessedKey = guess && cache.inFlightKey(identity, guess);
+      const [looked, admission, guessedOwner] = await Promise.allSettled([
+        cache.lookup(identity),
+        admitted,
+        guessedKey ? cache.inFlightOwner(guessedKey) : undefined,
+      ]);
       if (admission.status === 'rejected') throw admission.reason;
       if (looked.status === 'rejected') unavailable(looked.reason);
       const { epoch, hit } = looked.value;
+      epochs.remember(identity, epoch);
       metrics.cacheLookups.labels('exact', hit ? 'hit' : 'miss').inc();
       cache
         .recordLookup(tenant, 'exact', hit)
@@ -257,24 +273,31 @@ export function createQuestionService(deps: {
 
       // The same question already running (same epoch, so the same documents): join it.
       const key = cache.inFlightKey(identity, epoch);
-      const running = await joinable(tenant, await cache.inFlightOwner(key).catch(unavailable));
+      const owner =
+        key === guessedKey && guessedOwner.status === 'fulfilled'
+          ? guessedOwner.value
+          : await cache.inFlightOwner(key).catch(unavailable);
+      const running = await joinable(tenant, owner ?? null);
       if (running) return joined(tenant, running);
 
-      // An owner's record exists before its registration, so a registered question whose record
-      // is missing or finished is stale, never one still being created.
+      // Registered in the same round trip as the record is written. On one server the record's
+      // command goes first on the same connection, so it lands first; on a cluster the two may
+      // land in either order. A newcomer that sees a registration whose record is missing or
+      // finished takes it over: at worst one question runs twice, never a wrong answer.
       const id = randomUUID();
       const accepted = await accept(tenant, request, id, key);
-      const owner = await cache.claimInFlight(key, id, inFlightTtlMs).catch(async (e: unknown) => {
+      if (accepted.claimed.status === 'rejected') {
         await discard(tenant, id);
-        return unavailable(e);
-      });
-      if (owner !== id) {
-        const other = await joinable(tenant, owner);
+        unavailable(accepted.claimed.reason);
+      }
+      const claimedBy = accepted.claimed.value ?? id;
+      if (claimedBy !== id) {
+        const other = await joinable(tenant, claimedBy);
         if (other) {
           await discard(tenant, id);
           return joined(tenant, other);
         }
-        await cache.replaceInFlight(key, owner, id, inFlightTtlMs).catch(() => undefined);
+        await cache.replaceInFlight(key, claimedBy, id, inFlightTtlMs).catch(() => undefined);
       }
       return { kind: 'queued', view: await submit(tenant, request, id, accepted) };
     },
@@ -327,6 +350,20 @@ export function createQuestionService(deps: {
         .catch(unavailable);
       log.info({ questionId: id, state }, 'cancel requested');
       return { view: await get(tenant, id), outcome: 'cancelling' };
+    },
+  };
+}
+
+/** The last cache epoch seen per tenant and collection, a guess that is checked before it is used. */
+function lastEpochs() {
+  const seen = new Map<string, CacheEpoch>();
+  const nameOf = (identity: CacheIdentity) => `${identity.tenant}\n${identity.collection}`;
+  return {
+    last: (identity: CacheIdentity) => seen.get(nameOf(identity)),
+    remember(identity: CacheIdentity, epoch: CacheEpoch) {
+      // Bounded: forgetting only costs the next question of a collection one round trip.
+      if (seen.size >= 10_000) seen.clear();
+      seen.set(nameOf(identity), epoch);
     },
   };
 }
