@@ -223,7 +223,10 @@ export async function overhead(options: BenchOptions) {
   try {
     const { url, apiPid, workerPid } = stack.processes;
     const next = questionMaker();
-    for (let i = 0; i < warmup; i++) await ask(url, { question: next(-1 - i), model: 'fast' });
+    // `--cache`: the default path of a new question (lookup, in-flight registration) instead.
+    const askOne = (i: number) =>
+      ask(url, { question: next(i), model: 'fast', cache: options.cache });
+    for (let i = 0; i < warmup; i++) await askOne(-1 - i);
 
     const e2e: number[] = [];
     const stages: number[] = [];
@@ -243,7 +246,7 @@ export async function overhead(options: BenchOptions) {
     ]);
     const started = performance.now();
     for (let i = 0; i < questions; i++) {
-      const asked = await ask(url, { question: next(i), model: 'fast' });
+      const asked = await askOne(i);
       const t = asked.result.timings;
       const stageMs = t.retrievalMs + t.generationMs + t.validationMs;
       const total = asked.completed - asked.t0;
@@ -332,6 +335,7 @@ export async function overhead(options: BenchOptions) {
     return {
       bench: 'overhead',
       questions,
+      cache: options.cache,
       concurrency: 1,
       note: 'one question at a time (concurrency 1); overhead = client POST -> completed event minus retrieval + generation + validation; the fake LLM answers at once with a grounded 4-word answer',
       documents: stack.documents,

@@ -1,5 +1,6 @@
-// `npm run bench -- <name> [--requests N] [--concurrency N] [--smoke]`: one benchmark, a JSON
-// summary on stdout. `--smoke` runs a tiny version to prove the bench works (CI), with no claims.
+// `npm run bench -- <name> [--requests N] [--concurrency N] [--smoke] [--cache]`: one benchmark,
+// a JSON summary on stdout. `--smoke` runs a tiny version to prove the bench works (CI), with no
+// claims.
 import { parseArgs } from 'node:util';
 
 /** Options every bench receives. */
@@ -7,6 +8,8 @@ export interface BenchOptions {
   requests: number;
   concurrency: number;
   smoke: boolean;
+  /** Ask with the answer cache on (`--cache`, overhead only): every question new, so a miss. */
+  cache: boolean;
 }
 
 type Bench = (options: BenchOptions) => Promise<Record<string, unknown>>;
@@ -26,13 +29,14 @@ const { positionals, values } = parseArgs({
     requests: { type: 'string' },
     concurrency: { type: 'string' },
     smoke: { type: 'boolean', default: false },
+    cache: { type: 'boolean', default: false },
   },
 });
 const name = positionals[0];
 const load = name ? BENCHES[name] : undefined;
 if (!load) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--requests N] [--concurrency N] [--smoke]`,
+    `usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--requests N] [--concurrency N] [--smoke] [--cache]`,
   );
   process.exit(2);
 }
@@ -42,6 +46,7 @@ const result = await bench({
   requests: Number(values.requests ?? (smoke ? 20 : 2000)),
   concurrency: Number(values.concurrency ?? (smoke ? 2 : 16)),
   smoke,
+  cache: values.cache === true,
 });
 console.log(
   JSON.stringify(
