@@ -220,11 +220,14 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       // Only answers that passed validation are ever served again (SPEC 6). Both layers are
       // written before `completed`, so a client that asks again on seeing it is answered from them.
       const cacheable = epoch && result.validation.passed ? epoch : undefined;
+      // Written side by side: independent stores (Redis, Chroma), and neither ever throws.
       if (cacheable) {
-        await rememberExact(q, cacheable, detail.cachedFrom ?? result);
-        if (!detail.cachedFrom && detail.vector) {
-          await rememberSemantic(q, cacheable, result, detail.vector);
-        }
+        await Promise.all([
+          rememberExact(q, cacheable, detail.cachedFrom ?? result),
+          !detail.cachedFrom && detail.vector
+            ? rememberSemantic(q, cacheable, result, detail.vector)
+            : undefined,
+        ]);
       }
       const landed = await sink.emit(
         { event: 'completed', data: { result } },
