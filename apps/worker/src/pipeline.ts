@@ -305,16 +305,24 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     const found = await stage('retrieval', async () => {
       const vector = await embedQuestion(q, collection, deps, signal);
       if (!vector) return { sources: [] };
-      // The semantic layer is checked here, before any model is asked (SPEC 6).
-      if (epoch) {
-        const hit = await deps.semanticCache.lookup(identityOf(q), epoch, vector);
-        metrics.cacheLookups.labels('semantic', hit ? 'hit' : 'miss').inc();
-        deps.cache
-          .recordLookup(q.tenant, 'semantic', hit)
-          .catch((e: unknown) => log.warn({ err: toError(e) }, 'cache stats not recorded'));
-        if (hit) return { sources: hit.result.sources, vector, hit };
-      }
-      return { sources: await retrieve(q, vector, deps), vector };
+      if (!epoch) return { sources: await retrieve(q, vector, deps), vector };
+      // The semantic layer is checked here, before any model is asked (SPEC 6). The documents
+      // are searched at the same time rather than after a miss: a miss, the usual outcome, then
+      // waits for the slower of the two instead of both. A hit does not need them, even failed.
+      const [hit, retrieved] = await Promise.all([
+        deps.semanticCache.lookup(identityOf(q), epoch, vector),
+        retrieve(q, vector, deps).then(
+          (sources) => ({ sources }),
+          (error: unknown) => ({ error }),
+        ),
+      ]);
+      metrics.cacheLookups.labels('semantic', hit ? 'hit' : 'miss').inc();
+      deps.cache
+        .recordLookup(q.tenant, 'semantic', hit)
+        .catch((e: unknown) => log.warn({ err: toError(e) }, 'cache stats not recorded'));
+      if (hit) return { sources: hit.result.sources, vector, hit };
+      if ('error' in retrieved) throw retrieved.error;
+      return { sources: retrieved.sources, vector };
     });
     const { sources } = found;
     sink.send({ event: 'sources', data: { sources } });
