@@ -2,7 +2,9 @@
 // an `openai` chat stream from the same model server, a `chromadb` query of the same collection,
 // and a BullMQ job (add -> processed -> heard complete). Each is run `calls` times with
 // `concurrency` in flight; the reply is the CPU milliseconds of this process per call of each.
-// An Express JSON endpoint is served too, for the parent to load and measure from /proc.
+// An Express JSON endpoint is served too, for the parent to load; asked with a 'cpu' message, this
+// process answers with its own CPU milliseconds (microsecond resolution: /proc counts 10 ms ticks,
+// too coarse for a smoke run's few calls).
 import { ChromaClient } from 'chromadb';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import express from 'express';
@@ -99,6 +101,10 @@ async function measure(request: FloorRequest): Promise<FloorReply['cpuMsPerCall'
 
   return { openaiStream, chromaQuery, bullmqJob };
 }
+
+process.on('message', (message: unknown) => {
+  if (message === 'cpu') process.send?.({ cpuMs: cpu() });
+});
 
 process.once('message', (request: FloorRequest) => {
   const app = express();

@@ -5,7 +5,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { send } from './http-client.js';
-import { cpuMs, load } from './lib.js';
+import { load } from './lib.js';
 import type { FloorReply, FloorRequest } from './client-floor-child.js';
 
 /** Sources the size of the bench corpus's chunks, so the prompt has askq's size. */
@@ -52,10 +52,14 @@ export async function measureClientFloor(options: {
       if (res.status !== 202) throw new Error(`bare Express answered ${res.status}`);
     };
     await load(Math.min(200, options.calls), options.concurrency, post);
-    const pid = child.pid ?? 0;
-    const before = await cpuMs(pid);
+    const childCpu = async () => {
+      child.send('cpu');
+      const [reply] = (await once(child, 'message')) as [{ cpuMs: number }];
+      return reply.cpuMs;
+    };
+    const before = await childCpu();
     await load(options.calls, options.concurrency, post);
-    const expressPost = Number((((await cpuMs(pid)) - before) / options.calls).toFixed(3));
+    const expressPost = Number((((await childCpu()) - before) / options.calls).toFixed(3));
 
     return {
       what: 'the same work done by the raw libraries alone, same servers, same run',
