@@ -1,12 +1,31 @@
 // @ts-check
 import js from '@eslint/js';
 import globals from 'globals';
+import regexp from 'eslint-plugin-regexp';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'data/**', '**/dist/**', 'coverage/**'] },
+  {
+    // test/fixtures/lint/ holds code the lint must reject (test/lint.test.ts lints it on purpose).
+    ignores: [
+      '**/node_modules/**',
+      'data/**',
+      '**/dist/**',
+      'coverage/**',
+      'test/fixtures/lint/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
+  regexp.configs['flat/recommended'],
+  {
+    // User text meets these regular expressions: a pattern that backtracks super-linearly (or
+    // rescans the input from every position) lets one document or question stall a process.
+    rules: {
+      'regexp/no-super-linear-backtracking': 'error',
+      'regexp/no-super-linear-move': 'error',
+    },
+  },
   {
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },

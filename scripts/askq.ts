@@ -4,6 +4,7 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
+import { withoutTrailingSlashes } from './lib/base-url.js';
 import {
   toError,
   type EventDataMap,
@@ -122,7 +123,7 @@ interface Target {
 }
 
 function loadTarget(usage: string): Target {
-  const url = (process.env.ASKQ_URL || 'http://localhost:3000').replace(/\/+$/, '');
+  const url = withoutTrailingSlashes(process.env.ASKQ_URL || 'http://localhost:3000');
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
     throw usageError(usage, `ASKQ_URL is not an http(s) URL: ${url}`);
   }

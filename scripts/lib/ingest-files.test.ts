@@ -9,6 +9,7 @@ import {
   collectFiles,
   ingest,
   IngestAbortedError,
+  levelOneHeading,
   readDocument,
   type Doc,
   type IngestProgress,
@@ -98,6 +99,24 @@ describe('readDocument', () => {
     expect((await readDocument(latin1, root)).problem).toMatch(/UTF-8/);
     // Every quote doubles when JSON-encoded: under 1 MiB on disk, over it in a request.
     expect((await readDocument(quotes, root)).problem).toMatch(/too big/);
+  });
+});
+
+describe('levelOneHeading', () => {
+  it('reads ATX level-1 headings the way Markdown does', () => {
+    expect(levelOneHeading('# Title')).toBe('Title');
+    expect(levelOneHeading('   # Title ##  ')).toBe('Title');
+    expect(levelOneHeading('# C#')).toBe('C#');
+    expect(levelOneHeading('# ###')).toBeUndefined();
+    expect(levelOneHeading('    # code, not a heading')).toBeUndefined();
+    expect(levelOneHeading('#Title')).toBeUndefined();
+    expect(levelOneHeading('## Second level')).toBeUndefined();
+  });
+
+  it('reads a heading with a long run of spaces in linear time', () => {
+    const started = performance.now();
+    expect(levelOneHeading(`# a${' '.repeat(1_000_000)}#y`)).toBe(`a${' '.repeat(1_000_000)}#y`);
+    expect(performance.now() - started).toBeLessThan(2_000);
   });
 });
 

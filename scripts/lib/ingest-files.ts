@@ -6,6 +6,7 @@ import { basename, dirname, extname, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { toError } from '@askq/shared';
+import { withoutTrailingSlashes } from './base-url.js';
 
 /** A document as the ingester sends it: SPEC 2's document with its id and title always set. */
 export interface Doc {
@@ -184,10 +185,28 @@ function firstHeading(markdown: string): string | undefined {
       continue;
     }
     if (fence) continue;
-    const heading = /^ {0,3}# +(.*?)(?: +#+)? *$/.exec(line)?.[1]?.trim();
+    const heading = levelOneHeading(line);
     if (heading) return heading;
   }
   return undefined;
+}
+
+/**
+ * The text of a level-1 ATX heading line ("# Title", "  # Title #"), or undefined. Walked by hand:
+ * the obvious /^ {0,3}# +(.*?)(?: +#+)? *$/ backtracks quadratically on a long run of spaces.
+ */
+export function levelOneHeading(line: string): string | undefined {
+  let i = 0;
+  while (i < 3 && line.charCodeAt(i) === 0x20) i++;
+  if (line.charCodeAt(i) !== 0x23 || line.charCodeAt(i + 1) !== 0x20) return undefined;
+  let text = line.slice(i + 2).trim();
+  // An optional closing run of '#', which counts only after a space (or as the whole text).
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 0x23) end--;
+  if (end < text.length && (end === 0 || text.charCodeAt(end - 1) === 0x20)) {
+    text = text.slice(0, end).trimEnd();
+  }
+  return text === '' ? undefined : text;
 }
 
 /** Splits documents into request-sized groups: at most `maxDocs` each, bodies under `maxBytes`. */
@@ -268,7 +287,7 @@ interface Batch {
 /** Sends the documents in batches and follows each ingestion to its end, reporting progress. */
 export async function ingest(options: IngestOptions): Promise<IngestResult> {
   const { docs, collection, onProgress, pollMs = 200 } = options;
-  const baseUrl = options.url.replace(/\/+$/, '');
+  const baseUrl = withoutTrailingSlashes(options.url);
   const doFetch = options.fetch ?? fetch;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;

@@ -288,7 +288,7 @@ async function startCuttingProxy(port: string) {
     client.on('data', (chunk: Buffer) => {
       request += chunk.toString('latin1');
       // A head ends at its blank line; a POST body (JSON, one line) sits before the next head.
-      const head = /(?:GET|POST|DELETE) \/\S* HTTP\/1\.1\r\n[^]*?\r\n\r\n/g;
+      const head = /(?:GET|POST|DELETE) \/\S* HTTP\/1\.1\r\n[\s\S]*?\r\n\r\n/g;
       let consumed = 0;
       for (let m = head.exec(request); m !== null; m = head.exec(request)) {
         heads.push(m[0]);

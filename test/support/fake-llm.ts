@@ -164,7 +164,8 @@ async function answerChat(
   const id = `chatcmpl-fake-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
   const created = Math.floor(Date.now() / 1000);
   // Whitespace stays attached to the following word, so joining the chunks gives back `text`.
-  const words = text.match(/\s*\S+|\s+/g) ?? [];
+  // Sticky: each match starts where the last ended, so the text is scanned once.
+  const words = text.match(/\s*\S+|\s+/gy) ?? [];
   // Words stand in for tokens: deterministic, and easy to predict in a test.
   const promptTokens = countWords(messageText(body.messages));
   const completionTokens = countWords(text);

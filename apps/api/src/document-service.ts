@@ -30,7 +30,7 @@ export interface DocumentService {
   collections(tenant: string): Promise<CollectionView[]>;
 }
 
-const INGESTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const INGESTION_ID = /^[\w-]{1,64}$/;
 // Unfinished ingestions expire too, in case a job is lost with its queue; the worker shortens it.
 const PENDING_TTL_SECONDS = 7 * 86_400;
 

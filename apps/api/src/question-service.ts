@@ -26,7 +26,7 @@ import {
 } from '@askq/shared';
 
 /** Question ids are UUIDs; anything else cannot exist and is answered 404 without a lookup. */
-const QUESTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const QUESTION_ID = /^[\w-]{1,64}$/;
 
 /** How a question was taken: queued for a worker, answered from the cache, or joined to a running one. */
 export type AskOutcome = { kind: 'queued' | 'cached' | 'coalesced'; view: QuestionView };

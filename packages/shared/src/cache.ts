@@ -30,16 +30,23 @@ export interface CacheStats {
   estimatedSecondsSaved: number;
 }
 
+// One character that normalization trims from either end: whitespace or punctuation.
+const TRIMMED = /[\s\p{P}]/u;
+
 /**
  * Case, width, spacing and surrounding punctuation do not change a question; everything else
- * (inner punctuation, numbers, word order) may, so it is kept.
+ * (inner punctuation, numbers, word order) may, so it is kept. Linear in the question's length:
+ * the ends are trimmed by walking inwards, not by /[\s\p{P}]+$/, which rescans a long inner run
+ * of punctuation from every position of it.
  */
 export function normalizeQuestion(question: string): string {
-  return question
-    .normalize('NFKC')
-    .toLowerCase()
-    .replace(/\s+/g, ' ')
-    .replace(/^[\s\p{P}]+|[\s\p{P}]+$/gu, '');
+  const text = question.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ');
+  const chars = [...text];
+  let start = 0;
+  let end = chars.length;
+  while (start < end && TRIMMED.test(chars[start]!)) start++;
+  while (end > start && TRIMMED.test(chars[end - 1]!)) end--;
+  return start === 0 && end === chars.length ? text : chars.slice(start, end).join('');
 }
 
 /** The cache's hash of a question's identity (normalized text, tenant, collection, options). */

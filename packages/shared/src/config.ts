@@ -23,7 +23,7 @@ export const BaseConfig = z.object({
   /** Namespace of every Redis key and BullMQ queue, so several deployments can share a server. */
   REDIS_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{1,32}$/)
+    .regex(/^[\w-]{1,32}$/)
     .default('askq'),
   /** Chroma server. `npm start` sets it to its managed server. */
   CHROMA_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8000'),

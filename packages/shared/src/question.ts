@@ -4,7 +4,7 @@ import { z } from 'zod';
 export const QUESTIONS_QUEUE = 'questions';
 
 /** Collection and tenant names: safe inside a Chroma collection name and a Redis key. */
-export const NamePattern = /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$/;
+export const NamePattern = /^[a-z0-9](?:[\w-]{0,62}[a-z0-9])?$/i;
 
 /** The model a client asks for; `auto` lets the router choose. */
 export const ModelChoice = z.enum(['auto', 'fast', 'smart']);

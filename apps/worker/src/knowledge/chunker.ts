@@ -35,9 +35,12 @@ export function createChunker(options: ChunkerOptions) {
       if (added > options.chunkSize && current.length > 0) {
         chunks.push(current);
         current = overlapOf(current, options.chunkOverlap, options.chunkSize - sentence.length - 1);
+        length = joinedLength(current);
       }
       current.push(sentence);
-      length = joinedLength(current);
+      // Kept as it grows rather than summed again per sentence: a chunk of hundreds of one-word
+      // sentences would otherwise cost a pass over all of them for each one added.
+      length = length === 0 ? sentence.length : length + 1 + sentence.length;
     }
     if (current.length > 0) chunks.push(current);
     return chunks.map((parts, index) => ({
@@ -48,6 +51,7 @@ export function createChunker(options: ChunkerOptions) {
   };
 }
 
+/** Length of parts joined by single spaces. */
 function joinedLength(parts: string[]): number {
   return parts.reduce((sum, p) => sum + p.length, 0) + Math.max(0, parts.length - 1);
 }

@@ -21,7 +21,11 @@ export async function readDocuments(dir: string): Promise<FileDocument[]> {
     files.map(async (file) => {
       const text = await readFile(file, 'utf8');
       const id = basename(file, extname(file));
-      const heading = /^#\s+(.+)$/m.exec(text)?.[1]?.trim();
+      const heading = text
+        .split(/\r?\n/)
+        .find((line) => /^#[ \t]/.test(line))
+        ?.slice(2)
+        .trim();
       return { id, title: heading ?? id, text };
     }),
   );

@@ -31,7 +31,9 @@ const COMPARATIVE =
   /\b(?:compar(?:e|es|ed|ing|ison)|differences? between|differ(?:s|ent)? from|vs\.?|versus|(?:better|worse|faster|slower|cheaper) than|pros and cons|trade-?offs?)(?=\W|$)/i;
 const WH_WORD = /\b(?:what|why|how|when|where|which|who|whom|whose)\b/gi;
 // A list item at the start of a line, or an inline "(1) ... (2)" / "1) ... 2)" enumeration.
-const ENUMERATION = /(?:^|\n)\s*(?:[-*+]|\d{1,2}[.)])\s+|(?:^|\s)\(?\d{1,2}\)\s/g;
+// Spaces and tabs only before a marker: `\s*` would also take newlines, and a run of blank lines
+// would be rescanned from each of them.
+const ENUMERATION = /(?:^|\n)[ \t]*(?:[-*+]|\d{1,2}[.)])\s|(?:^|\s)\(?\d{1,2}\)\s/g;
 
 /** Picks the route for a question: the requested one, or for `auto` a cheap heuristic (SPEC 5). */
 export function chooseRoute(input: RouteInput): { route: Route; reason: RouteReason } {

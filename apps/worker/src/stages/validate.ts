@@ -52,7 +52,7 @@ function checkCitations(cited: number[], sourceCount: number): ValidationCheck {
 
 const DECLINE_MAX_CHARS = 200;
 const DECLINE =
-  /\b(?:sources?|documents?|passages?|context)\b.{0,40}\b(?:do(?:es)?n[o']t|do(?:es)? not|never)\b.{0,20}\b(?:contain|mention|say|cover|include|answer|address)/i;
+  /\b(?:sources?|documents?|passages?|context)\b.{1,40}\b(?:do(?:es)?n[o']t|do(?:es)? not|never)\b.{1,20}\b(?:contain|mention|say|cover|include|answer|address)/i;
 
 function checkGrounding(
   answer: string,

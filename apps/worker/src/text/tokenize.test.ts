@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contentWords, splitSentences, STOPWORDS, tokenize } from './tokenize.js';
+import { contentWords, sentenceSegments, splitSentences, STOPWORDS, tokenize } from './tokenize.js';
 
 describe('tokenize', () => {
   it('lowercases and splits on punctuation, apostrophes and underscores', () => {
@@ -95,4 +95,60 @@ describe('splitSentences', () => {
     expect(splitSentences('')).toEqual([]);
     expect(splitSentences(' \n\n \r\n ')).toEqual([]);
   });
+
+  it("strips a heading's closing hashes only after whitespace", () => {
+    expect(splitSentences('## Title ##\n# C#\n# ###\n# Tabs\t#')).toEqual(['Title', 'C#', 'Tabs']);
+  });
+
+  it('merges abbreviations into their sentence however many there are', () => {
+    expect(splitSentences('See Dr. Smith. Then e.g. U.S. Army.')).toEqual([
+      'See Dr. Smith.',
+      'Then e.g. U.S. Army.',
+    ]);
+    const doctors = 'Dr. '.repeat(50_000).trim();
+    expect(splitSentences(doctors)).toEqual([doctors]);
+  });
+});
+
+describe('sentenceSegments', () => {
+  it('gives back the whole text, in order, across window boundaries', () => {
+    const text = 'Short one. ' + 'A long sentence without an end '.repeat(200) + 'ends. Last one.';
+    const segments = [...sentenceSegments(text)];
+    expect(segments.join('')).toBe(text);
+    expect(segments.map((s) => s.trim())).toEqual([
+      'Short one.',
+      ('A long sentence without an end '.repeat(200) + 'ends.').trim(),
+      'Last one.',
+    ]);
+  });
+
+  it('keeps a word longer than a window whole, surrogate pairs included', () => {
+    const word = '\u{1F600}'.repeat(3_000);
+    expect([...sentenceSegments(word)]).toEqual([word]);
+  });
+});
+
+// Inputs that took minutes or hours before their regular expressions and ICU calls were made
+// linear. At the largest accepted size (1 MiB documents) each must end in a few seconds at most;
+// the deadline is generous on purpose, so only super-linear work can miss it.
+describe('pathological text at the largest accepted size', () => {
+  const MIB = 1_048_576;
+  const inputs: Record<string, string> = {
+    'a heading with a long run of spaces': `# a${' '.repeat(MIB - 8)}#y`,
+    'capitalised abbreviations (quadratic in ICU)': 'Ab. '.repeat(MIB / 4),
+    '"Dr. " repeated': 'Dr. '.repeat(MIB / 4),
+    'one giant word': 'a'.repeat(MIB),
+    'a flood of ellipses': '\u2026'.repeat(MIB / 3),
+    'runs of #': '#'.repeat(MIB),
+    'deep lists': `${'- '.repeat(500)}item\n`.repeat(MIB / 1005),
+    'blank lines': '\n'.repeat(MIB),
+  };
+  for (const [name, text] of Object.entries(inputs)) {
+    it(`splits ${name} in linear time`, { timeout: 30_000 }, () => {
+      const started = performance.now();
+      const sentences = splitSentences(text);
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect(sentences.join(' ').length).toBeLessThanOrEqual(text.length);
+    });
+  }
 });
