@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { loadConfig, ConfigError } from '@askq/shared';
+import { loadConfig, ConfigError, redactUrl } from '@askq/shared';
 import { startChromaServer } from './lib/chroma-server.js';
 import { freePort, isPortFree } from './lib/free-port.js';
 import { spawnManaged, waitFor, type ManagedProcess } from './lib/managed-process.js';
@@ -38,7 +38,8 @@ class StartError extends Error {}
 
 const dataDir = resolve(config.DATA_DIR);
 const logDir = join(dataDir, 'logs');
-const children: ManagedProcess[] = [];
+// The API and the worker, by name: the current process of each (a restart replaces it).
+const children = new Map<string, ManagedProcess>();
 const stores: ManagedProcess[] = [];
 const say = (line: string) => console.log(`askq | ${line}`);
 
@@ -72,19 +73,42 @@ async function startChroma(): Promise<string> {
   return chroma.url;
 }
 
+// A child that dies (killed, or ended by its own watchdog because its event loop hung) is started
+// again, after a pause that grows; one that keeps dying is a fault to report, not to hide.
+const RESTARTS_PER_MINUTE = 5;
+
 function startNode(name: string, entry: string, env: NodeJS.ProcessEnv): ManagedProcess {
-  const child = spawnManaged(name, process.execPath, ['--import', 'tsx', entry], {
-    env: { ...process.env, ...env },
-    ipc: true,
-  });
-  children.push(child);
-  void child.exited.then((code) => {
-    if (!stopping) {
-      say(`${name} exited unexpectedly (code ${String(code)}); stopping everything`);
-      void stopAll(1);
-    }
-  });
-  return child;
+  const restarts: number[] = [];
+  const spawnOne = (): ManagedProcess => {
+    const child = spawnManaged(name, process.execPath, ['--import', 'tsx', entry], {
+      env: { ...process.env, ...env },
+      ipc: true,
+      // SIGTERM from the kernel if this launcher is killed outright: no child outlives it.
+      dieWithParent: true,
+    });
+    children.set(name, child);
+    void child.exited.then((code) => {
+      if (stopping) return;
+      const how = code === null ? 'was killed' : `exited with code ${code}`;
+      const now = Date.now();
+      while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+      if (restarts.length >= RESTARTS_PER_MINUTE) {
+        say(
+          `${name} ${how}, the ${RESTARTS_PER_MINUTE + 1}th time in a minute; stopping everything`,
+        );
+        void stopAll(1);
+        return;
+      }
+      restarts.push(now);
+      const delayMs = 500 * restarts.length;
+      say(`${name} ${how}; starting it again in ${delayMs} ms`);
+      setTimeout(() => {
+        if (!stopping) spawnOne();
+      }, delayMs);
+    });
+    return child;
+  };
+  return spawnOne();
 }
 
 let stopping = false;
@@ -93,7 +117,8 @@ async function stopAll(exitCode: number): Promise<void> {
   stopping = true;
   stopped ??= (async () => {
     // API and worker first (they drain and close their Redis connections), then the stores.
-    await Promise.allSettled(children.map((c) => c.stop(35_000)));
+    // Past the grace (their SHUTDOWN_TIMEOUT_MS and a little), a child that did not end is killed.
+    await Promise.allSettled([...children.values()].map((c) => c.stop(35_000)));
     await Promise.allSettled(stores.map((s) => s.stop(10_000)));
     say('stopped');
     process.exit(exitCode);
@@ -111,7 +136,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     if (firstSignalAt > 0 && now - firstSignalAt < SAME_SIGNAL_MS) return;
     if (firstSignalAt > 0) {
       say('second signal: killing everything now');
-      for (const p of [...children, ...stores]) void p.stop(0);
+      for (const p of [...children.values(), ...stores]) void p.stop(0);
       setTimeout(() => process.exit(1), 500).unref();
       return;
     }
@@ -147,10 +172,22 @@ try {
     EXTRACTIVE_TOKEN_DELAY_MS: process.env.EXTRACTIVE_TOKEN_DELAY_MS ?? '15',
   });
   const base = `http://localhost:${config.PORT}`;
+  // Probed where they listen: with auth off (no API_KEYS) only 127.0.0.1, which `localhost` may
+  // not resolve to first.
+  const listening = process.env.HOST ?? '127.0.0.1';
+  const probeHost = ['0.0.0.0', '::'].includes(listening)
+    ? '127.0.0.1'
+    : listening.includes(':')
+      ? `[${listening}]`
+      : listening;
   const answers = (url: string) => async () => (await fetch(url)).ok;
   await Promise.all([
-    waitFor(answers(`${base}/readyz`), { timeoutMs: 60_000, what: 'the API', exited: api.exited }),
-    waitFor(answers(`http://localhost:${config.WORKER_METRICS_PORT}/healthz`), {
+    waitFor(answers(`http://${probeHost}:${config.PORT}/readyz`), {
+      timeoutMs: 60_000,
+      what: 'the API',
+      exited: api.exited,
+    }),
+    waitFor(answers(`http://${probeHost}:${config.WORKER_METRICS_PORT}/healthz`), {
       timeoutMs: 120_000,
       what: 'the worker (it loads the sample corpus on first start)',
       exited: worker.exited,
@@ -165,8 +202,8 @@ try {
       `  health           ${base}/healthz  ${base}/readyz`,
       `  Bull Board       ${base}/admin/queues`,
       `  metrics          ${base}/metrics  (worker: http://localhost:${config.WORKER_METRICS_PORT}/metrics)`,
-      `  Redis            ${redisUrl}${stores.length ? ' (managed)' : ''}`,
-      `  Chroma           ${chromaUrl}`,
+      `  Redis            ${redactUrl(redisUrl)}${stores.length ? ' (managed)' : ''}`,
+      `  Chroma           ${redactUrl(chromaUrl)}`,
       `  data and logs    ${dataDir}`,
       '',
       'Try it:',

@@ -13,7 +13,10 @@ export interface ManagedProcess {
   readonly logFile?: string;
   /** Resolves with the exit code (or null when killed by a signal) once the child has exited. */
   readonly exited: Promise<number | null>;
-  /** SIGTERM, then SIGKILL after graceMs (default 10_000); idempotent; resolves when the child is gone. */
+  /**
+   * SIGTERM, then SIGKILL after graceMs (default 10_000); resolves when the child is gone. Calling
+   * it again with a shorter grace brings the SIGKILL forward (0: now), as a second Ctrl-C asks.
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -109,16 +112,26 @@ export function spawnManaged(
   stopAllOnExit(child);
 
   let stopping: Promise<void> | undefined;
+  let killAt = Number.POSITIVE_INFINITY;
+  let killTimer: NodeJS.Timeout | undefined;
   const stop = (graceMs = DEFAULT_GRACE_MS): Promise<void> => {
     stopping ??= (async () => {
       signalGroup(child, 'SIGTERM');
-      const killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
       try {
         await exited;
       } finally {
         clearTimeout(killTimer);
       }
     })();
+    // A child whose event loop is stuck never handles SIGTERM: SIGKILL ends it when the grace is
+    // over, or at once when a later call allows less.
+    const at = Date.now() + graceMs;
+    if (at < killAt) {
+      killAt = at;
+      clearTimeout(killTimer);
+      if (graceMs <= 0) signalGroup(child, 'SIGKILL');
+      else killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
+    }
     return stopping;
   };
 

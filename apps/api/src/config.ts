@@ -5,7 +5,6 @@ import { parseApiKeys } from './auth.js';
 /** Settings of an API process. */
 export const ApiConfig = BaseConfig.extend({
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
-  HOST: z.string().default('0.0.0.0'),
   /** Interval of `: ping` comments on open event streams, in milliseconds. */
   SSE_HEARTBEAT_MS: z.coerce.number().int().positive().default(15_000),
   /** Unsent bytes after which a slow SSE client is dropped (it resumes with Last-Event-ID). */
@@ -30,6 +29,12 @@ export const ApiConfig = BaseConfig.extend({
    * read-only); with API_KEYS set they are closed.
    */
   ADMIN_API_KEY: z.string().min(16, 'at least 16 characters').optional(),
+  /**
+   * A new question is refused (503 OVERLOADED) when its estimated queue wait plus one answer's
+   * time exceeds this share of JOB_TIMEOUT_MS; the rest of the time limit absorbs the estimate's
+   * error (answers slow down as load rises). 1: refuse only what surely could not finish.
+   */
+  LOAD_SHED_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
   /** Timeout of each readiness probe of Redis and Chroma, in milliseconds. */
   READY_TIMEOUT_MS: z.coerce.number().int().positive().default(1_000),
 });

@@ -3,8 +3,10 @@ import type { Queue } from 'bullmq';
 import type { RedisClient } from '@askq/shared';
 import {
   AppError,
+  checkDocumentLimits,
   JOBS,
   toIngestionView,
+  type DocumentLimits,
   type CollectionRegistry,
   type CollectionView,
   type IngestJob,
@@ -43,6 +45,7 @@ export function createDocumentService(deps: {
   log: Logger;
   /** Name of the embedder this deployment uses (`hash` or `openai:<model>`). */
   embedder: string;
+  limits: DocumentLimits;
 }): DocumentService {
   const { redis, queue, registry, keys, log, embedder } = deps;
 
@@ -88,6 +91,7 @@ export function createDocumentService(deps: {
 
   return {
     async ingest(tenant, request) {
+      checkDocumentLimits(request, deps.limits);
       await refuseOtherEmbedder(tenant, request.collection);
       const first = await registry
         .reserveSeqs(tenant, request.collection, request.documents.length)

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
+import type { Admission, LoadShedder } from './load-shedding.js';
 import type { RedisClient } from '@askq/shared';
 import {
   AppError,
@@ -61,6 +62,8 @@ export function createQuestionService(deps: {
   slots: TenantSlots;
   /** Questions a tenant may have queued or running (SPEC 7). */
   maxInFlight: number;
+  /** Refuses new questions the fleet could not answer in time (SPEC 7). */
+  shedder: LoadShedder;
 }): QuestionService {
   const { redis, queues, events, keys, log, metrics, cache, inFlightTtlMs, slots } = deps;
   const queueOf = (id: string) => queues[shardOf(id, queues.length)]!;
@@ -142,6 +145,7 @@ export function createQuestionService(deps: {
     request: AskRequest,
     id: string,
     { record, admitted }: Awaited<ReturnType<typeof accept>>,
+    queueing: Admission | undefined,
   ): Promise<QuestionView> => {
     try {
       if (admitted.status === 'rejected') throw admitted.reason;
@@ -156,6 +160,7 @@ export function createQuestionService(deps: {
       // behind later commands, which could land the record after the job; a worker would skip it.
       const payload: QuestionJob = { id, tenant, ...request, enqueuedAt: Number(record.createdAt) };
       await queueOf(id).add(JOBS.question.name, payload, { jobId: id });
+      queueing?.added();
     } catch (e) {
       await abandon(tenant, id, record.inFlightKey, e);
       unavailable(e);
@@ -245,11 +250,27 @@ export function createQuestionService(deps: {
   return {
     async ask(tenant, request, admitted = Promise.resolve()) {
       const identity: CacheIdentity = { tenant, ...request };
+      // The backlog is read alongside the other reads; it only matters for a question that will
+      // be queued (not a cache hit, not one joining a question already running). The shedder
+      // decides before anything is written, so a refused question leaves nothing behind; its
+      // admission counts until the job is queued, and is given back (finally) if it never is.
+      const backlog = deps.shedder.backlog();
+      backlog.catch(() => undefined);
+      const admitToQueue = async (): Promise<Admission | undefined> => {
+        const read = await backlog.catch(() => undefined);
+        // Unread (Redis trouble): the writes that follow answer for it.
+        return read && deps.shedder.admit(read);
+      };
       if (!request.cache) {
         await admitted;
-        const id = randomUUID();
-        const accepted = await accept(tenant, request, id);
-        return { kind: 'queued', view: await submit(tenant, request, id, accepted) };
+        const queueing = await admitToQueue();
+        try {
+          const id = randomUUID();
+          const accepted = await accept(tenant, request, id);
+          return { kind: 'queued', view: await submit(tenant, request, id, accepted, queueing) };
+        } finally {
+          queueing?.abandoned();
+        }
       }
 
       // The in-flight registration is keyed by the epoch the lookup returns; epochs rarely change,
@@ -280,26 +301,31 @@ export function createQuestionService(deps: {
       const running = await joinable(tenant, owner ?? null);
       if (running) return joined(tenant, running);
 
-      // Registered in the same round trip as the record is written. On one server the record's
-      // command goes first on the same connection, so it lands first; on a cluster the two may
-      // land in either order. A newcomer that sees a registration whose record is missing or
-      // finished takes it over: at worst one question runs twice, never a wrong answer.
-      const id = randomUUID();
-      const accepted = await accept(tenant, request, id, key);
-      if (accepted.claimed.status === 'rejected') {
-        await discard(tenant, id);
-        unavailable(accepted.claimed.reason);
-      }
-      const claimedBy = accepted.claimed.value ?? id;
-      if (claimedBy !== id) {
-        const other = await joinable(tenant, claimedBy);
-        if (other) {
+      const queueing = await admitToQueue();
+      try {
+        // Registered in the same round trip as the record is written. On one server the record's
+        // command goes first on the same connection, so it lands first; on a cluster the two may
+        // land in either order. A newcomer that sees a registration whose record is missing or
+        // finished takes it over: at worst one question runs twice, never a wrong answer.
+        const id = randomUUID();
+        const accepted = await accept(tenant, request, id, key);
+        if (accepted.claimed.status === 'rejected') {
           await discard(tenant, id);
-          return joined(tenant, other);
+          unavailable(accepted.claimed.reason);
         }
-        await cache.replaceInFlight(key, claimedBy, id, inFlightTtlMs).catch(() => undefined);
+        const claimedBy = accepted.claimed.value ?? id;
+        if (claimedBy !== id) {
+          const other = await joinable(tenant, claimedBy);
+          if (other) {
+            await discard(tenant, id);
+            return joined(tenant, other);
+          }
+          await cache.replaceInFlight(key, claimedBy, id, inFlightTtlMs).catch(() => undefined);
+        }
+        return { kind: 'queued', view: await submit(tenant, request, id, accepted, queueing) };
+      } finally {
+        queueing?.abandoned();
       }
-      return { kind: 'queued', view: await submit(tenant, request, id, accepted) };
     },
 
     get,

@@ -7,9 +7,11 @@ import {
   createCollectionRegistry,
   createEventLog,
   embedderName,
+  documentLimits,
   createKeys,
   openRedis,
   assertRedisVersion,
+  bindHost,
   openProcessRedis,
   createRegistry,
   createShutdown,
@@ -28,6 +30,7 @@ import { parseApiKeys } from './auth.js';
 import { createOpenApiDocument } from './openapi.js';
 import { createIdempotency } from './idempotency.js';
 import { rateLimit } from './limits.js';
+import { createLoadShedder } from './load-shedding.js';
 import { adminRoutes } from './routes/admin.js';
 import type { ApiConfig } from './config.js';
 import { createDocumentService } from './document-service.js';
@@ -86,6 +89,17 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     ttlSeconds: config.RESULT_TTL_SECONDS,
   });
   const streams = createSseRegistry();
+  const shedder = createLoadShedder({
+    redis: data,
+    keys,
+    queues: questionQueues,
+    jobTimeoutMs: config.JOB_TIMEOUT_MS,
+    share: config.LOAD_SHED_SHARE,
+    intervalMs: config.CAPACITY_HEARTBEAT_MS,
+    registry,
+    log,
+  });
+  shutdown.add('load shedder', () => shedder.close());
   const app = createApp({
     log,
     questions: createQuestionService({
@@ -100,6 +114,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
       inFlightTtlMs: 10 * 60_000,
       slots,
       maxInFlight: config.TENANT_MAX_INFLIGHT,
+      shedder,
     }),
     rateLimit: rateLimit({
       redis: data,
@@ -115,6 +130,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
       keys,
       log,
       embedder: embedderName(config),
+      limits: documentLimits(config),
     }),
     events,
     hub: createEventHub(subscriber, keys, log),
@@ -156,7 +172,8 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   await Promise.all([waitForRedis(redis, 5_000), waitForRedis(data, 5_000)]).catch((e: unknown) =>
     log.warn({ err: toError(e) }, 'redis not reachable yet; starting anyway'),
   );
-  const server = app.listen(config.PORT, config.HOST);
+  const bind = bindHost(config);
+  const server = app.listen(config.PORT, bind.host);
   await once(server, 'listening');
   // Streams end before server.close(), which would otherwise wait for them; clients resume elsewhere.
   shutdown.add('http server', async () => {
@@ -168,11 +185,27 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   if (apiKeys.length === 0) {
     log.warn('auth is off: API_KEYS is unset, every request is tenant "default"');
+    if (bind.defaulted) {
+      log.info(
+        { host: bind.host },
+        'listening on this machine only; to serve others set API_KEYS (then HOST defaults to 0.0.0.0), or HOST=0.0.0.0 to expose it without auth',
+      );
+    } else if (bind.host !== '127.0.0.1' && bind.host !== '::1' && bind.host !== 'localhost') {
+      log.warn(
+        { host: bind.host },
+        'auth is off and the API is exposed: anyone who reaches it can use it',
+      );
+    }
   } else {
     log.info({ tenants: [...new Set(apiKeys.map((k) => k.tenant))] }, 'auth is on');
   }
   log.info(
-    { port, redis: redactUrl(config.REDIS_URL), chroma: redactUrl(config.CHROMA_URL) },
+    {
+      host: bind.host,
+      port,
+      redis: redactUrl(config.REDIS_URL),
+      chroma: redactUrl(config.CHROMA_URL),
+    },
     'api listening',
   );
   return { port, stop: (reason) => shutdown.run(reason) };

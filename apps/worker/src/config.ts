@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { BaseConfig } from '@askq/shared';
 
@@ -5,6 +6,8 @@ import { BaseConfig } from '@askq/shared';
 export const WorkerConfig = BaseConfig.extend({
   /** Questions one worker runs at once. */
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
+  /** Only whether it is set matters here: without it (auth off) metrics bind 127.0.0.1. */
+  API_KEYS: z.string().optional(),
   /** Port of the worker's `/metrics` and `/healthz`; 0 picks a free one. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(9464),
   /** OpenAI-compatible base URL including `/v1`; unset means the offline `extractive` provider. */
@@ -35,8 +38,13 @@ export const WorkerConfig = BaseConfig.extend({
   /** Token events are flushed at this interval in milliseconds, or at TOKEN_BATCH_MAX tokens. */
   TOKEN_BATCH_MS: z.coerce.number().int().min(0).default(50),
   TOKEN_BATCH_MAX: z.coerce.number().int().positive().default(32),
-  /** Longest answer that passes validation, in characters. */
+  /**
+   * Longest answer, in characters: a model that goes on is stopped there and the answer fails the
+   * length check (and escalates once, like any failed check).
+   */
   MAX_ANSWER_CHARS: z.coerce.number().int().positive().default(8_000),
+  /** `max_tokens` of every LLM request; unset: MAX_ANSWER_CHARS (a token is at least a character). */
+  LLM_MAX_TOKENS: z.coerce.number().int().positive().optional(),
   /** Share of the answer's content words found in the sources needed to pass (0..1). */
   GROUNDING_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
   /** Cosine similarity a past question needs to answer a new one from the semantic cache. */
@@ -53,14 +61,31 @@ export const WorkerConfig = BaseConfig.extend({
   EMBEDDINGS_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   /** Retries of one embeddings request (429, 5xx, network), before the job's own attempts. */
   EMBEDDINGS_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
-  /** Longest chunk, in characters. */
-  CHUNK_SIZE: z.coerce.number().int().min(100).max(20_000).default(800),
-  /** Characters of trailing sentences repeated at the start of the next chunk. */
-  CHUNK_OVERLAP: z.coerce.number().int().min(0).max(10_000).default(120),
   /** Timeout of each Chroma call, in milliseconds (a hung server would otherwise hang the job). */
   CHROMA_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   /** Most concurrent queries (or semantic-cache stores) on one collection sent to Chroma as one request; 1 turns batching off. */
   CHROMA_BATCH_MAX: z.coerce.number().int().min(1).max(256).default(32),
+  /** Most chunks written to Chroma in one request. */
+  CHROMA_WRITE_BATCH: z.coerce.number().int().min(1).max(5_000).default(100),
+  /**
+   * Threads for the CPU-bound work on questions' text (built-in embedding, the extractive answer,
+   * validation), so the event loop that renews job locks never waits for it.
+   */
+  CONTENT_THREADS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(() => availableParallelism()),
+  /** Threads that chunk and embed documents: apart, so a large ingestion never delays questions. */
+  INGEST_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /**
+   * Longest one task on user content may run on its thread, in milliseconds; past it the task is
+   * ended and its question or ingestion fails with CONTENT_TOO_COMPLEX (not retried).
+   */
+  CONTENT_TASK_BUDGET_MS: z.coerce.number().int().min(1).default(10_000),
+  /** Heap limit of each content thread, in MB; content that needs more is too complex. */
+  CONTENT_THREAD_MEMORY_MB: z.coerce.number().int().min(16).default(256),
   /** Folder of .md/.txt files loaded into the `default` collection when it is empty. */
   SAMPLE_CORPUS_DIR: z.string().optional(),
 });

@@ -9,6 +9,7 @@ import {
   type Logger,
 } from '@askq/shared';
 import {
+  ContentTooComplexError,
   deleteDocuments,
   upsertDocuments,
   type IngestDeps,
@@ -103,6 +104,8 @@ export function createIngestProcessor(deps: {
         throw error;
       }
       log.warn({ ingestionId: payload.ingestionId, err: error }, 'ingestion failed');
+      // Which document was too complex, and what was stored before it.
+      if (e instanceof ContentTooComplexError) await record(e.progress);
       await finish('failed', {
         error: JSON.stringify({ code: error.code, message: error.message }),
       });

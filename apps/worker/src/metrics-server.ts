@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
  */
 export async function startMetricsServer(options: {
   port: number;
+  host: string;
   registry: Registry;
   healthy: () => boolean;
   /** Each dependency's probe: resolves when it answers. */
@@ -35,7 +36,7 @@ export async function startMetricsServer(options: {
         .end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'not found' } }));
     }
   });
-  server.listen(options.port, '0.0.0.0');
+  server.listen(options.port, options.host);
   await once(server, 'listening');
   const address = server.address();
   return { server, port: typeof address === 'object' && address ? address.port : options.port };

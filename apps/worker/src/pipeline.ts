@@ -34,7 +34,7 @@ import { chooseRoute } from './llm/route.js';
 import { generate, type GenerationOutput } from './stages/generate.js';
 import { embedQuestion, retrieve } from './stages/retrieve.js';
 import type { SemanticCache } from './cache/semantic-cache.js';
-import { validateAnswer } from './stages/validate.js';
+import type { ContentWork } from './content/content-work.js';
 
 /** The answer given, without asking a model, when retrieval finds nothing. */
 export const NO_SOURCES_ANSWER = 'No sources in this collection match the question.';
@@ -65,6 +65,8 @@ export interface PipelineDeps {
   semanticCache: SemanticCache;
   slots: TenantSlots;
   model: ChatModel;
+  /** CPU-bound work on the question's text, off the event loop (validation here). */
+  content: ContentWork;
   settings: PipelineSettings;
   metrics: AskqMetrics;
 }
@@ -352,13 +354,15 @@ export function createQuestionProcessor(deps: PipelineDeps) {
         metrics.tokens.labels(output.model, 'completion').inc(output.usage.completionTokens);
       }
       const validation = await stage('validation', () =>
-        Promise.resolve(
-          validateAnswer({
+        deps.content.validate(
+          {
             answer: output.answer,
             sources,
             maxAnswerChars: settings.maxAnswerChars,
             groundingThreshold: settings.groundingThreshold,
-          }),
+            ...(output.truncated ? { truncated: true } : {}),
+          },
+          signal,
         ),
       );
       return { output, validation };
@@ -446,7 +450,11 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     }
     return generate(
       { question, sources, route },
-      { model: deps.model, onToken: (text) => sink.token(text, attempt) },
+      {
+        model: deps.model,
+        onToken: (text) => sink.token(text, attempt),
+        maxChars: settings.maxAnswerChars,
+      },
       signal,
     );
   }
@@ -559,14 +567,13 @@ function failedChecks(validation: Validation): string {
     .join(', ');
 }
 
-/** One line per finished question with its timings and their shares of the total. */
 /** A finished question's timings, the time outside them, and each one's share of the total. */
 function timingFields(t: QuestionResult['timings']) {
-  const total = Math.max(t.totalMs, 1);
-  const other = Math.max(
-    0,
-    t.totalMs - t.queueMs - t.retrievalMs - t.generationMs - t.validationMs,
-  );
+  const parts = t.queueMs + t.retrievalMs + t.generationMs + t.validationMs;
+  const other = Math.max(0, t.totalMs - parts);
+  // Stage times are rounded one by one (and come from another clock than the total), so on a
+  // question of a few milliseconds they can add up to more than it: shares are of the larger.
+  const total = Math.max(t.totalMs, parts, 1);
   const share = (ms: number) => Number((ms / total).toFixed(3));
   return {
     timings: { ...t, otherMs: other },

@@ -1,12 +1,16 @@
-import { Worker } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Worker, type Job } from 'bullmq';
 import {
   createAnswerCache,
+  createCapacityReporter,
   createTenantSlots,
   createAskqMetrics,
   createCollectionRegistry,
   createEventLog,
   createKeys,
   assertRedisVersion,
+  bindHost,
   openProcessRedis,
   openRedis,
   createRegistry,
@@ -21,6 +25,7 @@ import {
   type Logger,
 } from '@askq/shared';
 import { createBackoff } from './backoff.js';
+import { createContentPool, type ContentPool } from './content/content-pool.js';
 import { createSemanticCache } from './cache/semantic-cache.js';
 import type { WorkerConfig } from './config.js';
 import type { Embedder } from './embeddings/embedder.js';
@@ -30,7 +35,6 @@ import { createIngestProcessor } from './ingestion.js';
 import { createLostQuestions } from './lost-questions.js';
 import type { IngestDeps } from './knowledge/ingest.js';
 import { createChromaStore } from './knowledge/chroma-store.js';
-import { createChunker } from './knowledge/chunker.js';
 import { readDocuments, seedCollection } from './knowledge/seed.js';
 import type { ChatModel } from './llm/chat-model.js';
 import { createExtractiveModel } from './llm/extractive.js';
@@ -56,7 +60,29 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
 
   const metricsRegistry = createRegistry('worker');
   const metrics = createAskqMetrics(metricsRegistry);
-  const embedder: Embedder = config.EMBEDDINGS_BASE_URL
+
+  // CPU-bound work on user content runs on threads, never on this event loop (it renews job locks
+  // and serves /healthz): one pool for questions, one for documents, so a large ingestion never
+  // delays a question's work.
+  const openPool = (name: string, threads: number): ContentPool => {
+    const pool = createContentPool({
+      threads,
+      budgetMs: config.CONTENT_TASK_BUDGET_MS,
+      maxMemoryMb: config.CONTENT_THREAD_MEMORY_MB,
+      chunkSize: config.CHUNK_SIZE,
+      chunkOverlap: config.CHUNK_OVERLAP,
+      onTask: (task, outcome, seconds) =>
+        metrics.contentTasks.labels(task, outcome).observe(seconds),
+    });
+    shutdown.add(`${name} content threads`, () => pool.close());
+    return pool;
+  };
+  const questionContent = openPool('question', config.CONTENT_THREADS);
+  const ingestContent = openPool('ingest', config.INGEST_THREADS);
+  // Fails the start, with the reason, if the threads cannot load their code.
+  await Promise.all([questionContent.probe(), ingestContent.probe()]);
+
+  const remoteEmbedder = config.EMBEDDINGS_BASE_URL
     ? createOpenAiEmbedder({
         baseURL: config.EMBEDDINGS_BASE_URL,
         apiKey: config.EMBEDDINGS_API_KEY,
@@ -65,7 +91,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         timeoutMs: config.EMBEDDINGS_TIMEOUT_MS,
         maxRetries: config.EMBEDDINGS_MAX_RETRIES,
       })
-    : createHashEmbedder({ dimension: config.HASH_EMBEDDER_DIMENSION });
+    : undefined;
+  const embedderOn = (pool: ContentPool): Embedder =>
+    remoteEmbedder ??
+    createHashEmbedder({
+      dimension: config.HASH_EMBEDDER_DIMENSION,
+      compute: (texts, dimension, signal) => pool.embedHash(texts, dimension, signal),
+    });
+  const embedder = embedderOn(questionContent);
   const collections = createCollectionRegistry(data, keys);
   const ingestDeps: IngestDeps = {
     store: createChromaStore({
@@ -73,11 +106,13 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       prefix: config.REDIS_PREFIX,
       timeoutMs: config.CHROMA_TIMEOUT_MS,
       maxBatch: config.CHROMA_BATCH_MAX,
+      writeBatch: config.CHROMA_WRITE_BATCH,
       onBatch: (size) => metrics.vectorBatchSize.labels('query').observe(size),
     }),
-    embedder,
+    embedder: embedderOn(ingestContent),
     registry: collections,
-    chunk: createChunker({ chunkSize: config.CHUNK_SIZE, chunkOverlap: config.CHUNK_OVERLAP }),
+    chunk: (documentId, text) => ingestContent.chunk(documentId, text),
+    maxChunksPerDocument: config.MAX_CHUNKS_PER_DOCUMENT,
     log,
   };
   const store = ingestDeps.store;
@@ -88,8 +123,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         models: { fast: config.LLM_MODEL_FAST, smart: config.LLM_MODEL_SMART },
         timeoutMs: config.LLM_TIMEOUT_MS,
         idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
+        // A token is at least a character, so this never cuts an answer the length check accepts.
+        maxTokens: config.LLM_MAX_TOKENS ?? config.MAX_ANSWER_CHARS,
       })
-    : createExtractiveModel({ tokenDelayMs: config.EXTRACTIVE_TOKEN_DELAY_MS });
+    : createExtractiveModel({
+        tokenDelayMs: config.EXTRACTIVE_TOKEN_DELAY_MS,
+        extract: (question, sources, max, signal) =>
+          questionContent.extract(question, sources, max, signal),
+      });
 
   if (config.SAMPLE_CORPUS_DIR) {
     const written = await seedCollection(
@@ -131,6 +172,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       log,
     }),
     model,
+    content: questionContent,
     settings: {
       tokenBatchMs: config.TOKEN_BATCH_MS,
       tokenBatchMax: config.TOKEN_BATCH_MAX,
@@ -147,9 +189,27 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   // hashed), so the process's concurrency is split evenly between them.
   const shards = questionShards(keys, config.QUEUE_SHARDS);
   const concurrency = splitConcurrency(config.WORKER_CONCURRENCY, shards.length);
+
+  // Heartbeats with this worker's slots and how long a question holds one: the API's load
+  // shedding reads them from Redis to tell how long a new question would wait.
+  const capacity = createCapacityReporter(data, keys, {
+    workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    slots: concurrency.reduce((sum, n) => sum + n, 0),
+    intervalMs: config.CAPACITY_HEARTBEAT_MS,
+    onError: (e) => log.debug({ err: toError(e) }, 'capacity heartbeat failed'),
+  });
+  // Three parameters, like the processor: BullMQ passes the cancel signal only to those.
+  const timedProcessor = async (job: Job, token?: string, signal?: AbortSignal) => {
+    const started = performance.now();
+    try {
+      return await processor(job, token, signal);
+    } finally {
+      capacity.observe(performance.now() - started);
+    }
+  };
   // Workers block on Redis (BZPOPMIN on the queue's marker): no polling, pickup in milliseconds.
   const questionWorkers = shards.map((shard) => {
-    const worker = new Worker(JOBS.question.queue, processor, {
+    const worker = new Worker(JOBS.question.queue, timedProcessor, {
       connection: redis,
       prefix: shard.prefix,
       concurrency: concurrency[shard.index]!,
@@ -217,6 +277,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   shutdown.add('bullmq workers', () =>
     Promise.all([...questionWorkers, ingestWorker].map(closeWorker)),
   );
+  // Announced at once, so the API counts this worker's slots from its start; withdrawn first at
+  // shutdown, so the API stops counting on them while the worker drains.
+  await capacity.beat().catch(() => undefined);
+  shutdown.add('capacity heartbeats', () => capacity.stop());
   shutdown.add('orphaned-question sweep', () => clearInterval(sweepTimer));
 
   // Cancels are broadcast: only the process holding a job can abort it (BullMQ cancelJob).
@@ -230,8 +294,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   });
   await cancels.subscribe(keys.cancelChannel);
 
+  const bind = bindHost(config);
   const metricsServer = await startMetricsServer({
     port: config.WORKER_METRICS_PORT,
+    host: bind.host,
     registry: metricsRegistry,
     healthy: () => [...questionWorkers, ingestWorker].every((w) => w.isRunning()),
     readiness: {
@@ -256,9 +322,16 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       concurrency: concurrency.reduce((sum, n) => sum + n, 0),
       shards: shards.length,
       llm: config.LLM_BASE_URL ? redactUrl(config.LLM_BASE_URL) : 'extractive',
+      metricsHost: bind.host,
       metricsPort: metricsServer.port,
     },
     'worker started',
   );
+  if (bind.defaulted && bind.host === '127.0.0.1') {
+    log.info(
+      { host: bind.host },
+      'metrics and health answer on this machine only; set HOST=0.0.0.0 for a Prometheus or orchestrator elsewhere',
+    );
+  }
   return { metricsPort: metricsServer.port, stop: (reason) => shutdown.run(reason) };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AppError } from './errors.js';
 import { NamePattern } from './question.js';
 
 /** BullMQ queue that carries one job per ingestion (or document deletion). */
@@ -52,6 +53,97 @@ export const IngestRequest = z
     });
   });
 export type IngestRequest = z.infer<typeof IngestRequest>;
+
+/** The size limits of documents (SPEC 7), from the configuration every process shares. */
+export interface DocumentLimits {
+  chunkSize: number;
+  chunkOverlap: number;
+  maxChunksPerDocument: number;
+  maxChunksPerRequest: number;
+  maxMetadataBytes: number;
+  maxMetadataKeys: number;
+}
+
+/** The limits a configuration sets. */
+export function documentLimits(config: {
+  CHUNK_SIZE: number;
+  CHUNK_OVERLAP: number;
+  MAX_CHUNKS_PER_DOCUMENT: number;
+  MAX_CHUNKS_PER_REQUEST: number;
+  MAX_METADATA_BYTES: number;
+  MAX_METADATA_KEYS: number;
+}): DocumentLimits {
+  return {
+    chunkSize: config.CHUNK_SIZE,
+    chunkOverlap: config.CHUNK_OVERLAP,
+    maxChunksPerDocument: config.MAX_CHUNKS_PER_DOCUMENT,
+    maxChunksPerRequest: config.MAX_CHUNKS_PER_REQUEST,
+    maxMetadataBytes: config.MAX_METADATA_BYTES,
+    maxMetadataKeys: config.MAX_METADATA_KEYS,
+  };
+}
+
+/**
+ * The chunks a text of this length makes at `chunkSize` characters a chunk, each after the first
+ * starting `chunkOverlap` characters before the end of the last: what a user can work out before
+ * sending. The sentence-aware chunker's real count differs a little; the worker checks that one.
+ */
+export function estimatedChunks(length: number, limits: DocumentLimits): number {
+  if (length <= limits.chunkSize) return 1;
+  return 1 + Math.ceil((length - limits.chunkSize) / (limits.chunkSize - limits.chunkOverlap));
+}
+
+/**
+ * Refuses documents past the limits, listing every problem with its field path: too many metadata
+ * keys is 400 INVALID_REQUEST; metadata too large, or too many chunks (per document, or for the
+ * whole request) is 413 PAYLOAD_TOO_LARGE. Metadata is copied into every chunk of its document,
+ * so its size multiplies: it is bounded on its own.
+ */
+export function checkDocumentLimits(request: IngestRequest, limits: DocumentLimits): void {
+  const invalid: Array<{ path: string; message: string }> = [];
+  const tooLarge: Array<{ path: string; message: string }> = [];
+  let total = 0;
+  request.documents.forEach((doc, i) => {
+    if (doc.metadata) {
+      const keys = Object.keys(doc.metadata).length;
+      if (keys > limits.maxMetadataKeys) {
+        invalid.push({
+          path: `documents.${i}.metadata`,
+          message: `${keys} keys, at most ${limits.maxMetadataKeys} (MAX_METADATA_KEYS)`,
+        });
+      }
+      const bytes = Buffer.byteLength(JSON.stringify(doc.metadata));
+      if (bytes > limits.maxMetadataBytes) {
+        tooLarge.push({
+          path: `documents.${i}.metadata`,
+          message: `${bytes} bytes as JSON, at most ${limits.maxMetadataBytes} (MAX_METADATA_BYTES)`,
+        });
+      }
+    }
+    const chunks = estimatedChunks(doc.text.length, limits);
+    total += chunks;
+    if (chunks > limits.maxChunksPerDocument) {
+      tooLarge.push({
+        path: `documents.${i}.text`,
+        message: `about ${chunks} chunks of ${limits.chunkSize} characters, at most ${limits.maxChunksPerDocument} (MAX_CHUNKS_PER_DOCUMENT)`,
+      });
+    }
+  });
+  if (total > limits.maxChunksPerRequest) {
+    tooLarge.push({
+      path: 'documents',
+      message: `about ${total} chunks in all, at most ${limits.maxChunksPerRequest} per request (MAX_CHUNKS_PER_REQUEST): send them in several requests`,
+    });
+  }
+  if (tooLarge.length > 0) {
+    throw new AppError('PAYLOAD_TOO_LARGE', 'the documents exceed the size limits', {
+      details: [...invalid, ...tooLarge],
+    });
+  }
+  if (invalid.length > 0) {
+    throw new AppError('INVALID_REQUEST', 'the request body is invalid', { details: invalid });
+  }
+}
 
 /** A document in an ingestion job; `seq` orders changes to the same document. */
 export const IngestJobDocument = z.object({

@@ -15,4 +15,6 @@ export * from './collections.js';
 export * from './documents.js';
 export * from './cache.js';
 export * from './tenant-slots.js';
+export * from './capacity.js';
+export * from './watchdog.js';
 export * from './api-schemas.js';

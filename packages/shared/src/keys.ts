@@ -41,6 +41,8 @@ export interface Keys {
   readonly cancelChannel: string;
   /** Taken by the one worker that looks for orphaned questions in an interval. */
   readonly orphanSweepLock: string;
+  /** Hash of live workers' heartbeats: worker id -> JSON { slots, serviceMs, at } (load shedding). */
+  readonly workerCapacity: string;
   /** BullMQ `prefix`; a hash tag keeps each queue's keys in one slot (BullMQ on Redis Cluster). */
   readonly queuePrefix: string;
   /** BullMQ `prefix` of question queue shard n > 0: its own hash tag, so its own slot. */
@@ -71,6 +73,7 @@ export function createKeys(prefix: string): Keys {
     idempotency: (tenant, keyHash) => `${prefix}:idem:{${tenant}}:${keyHash}`,
     cancelChannel: `${prefix}:cancel`,
     orphanSweepLock: `${prefix}:orphan-sweep`,
+    workerCapacity: `${prefix}:workers`,
     queuePrefix: `{${prefix}}`,
     shardQueuePrefix: (shard) => `{${prefix}:s${shard}}`,
   };

@@ -1,13 +1,47 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export { Registry } from 'prom-client';
 
-/** One metrics registry per process, with Node's default metrics labelled by `service`. */
+/**
+ * One metrics registry per process, with Node's default metrics labelled by `service`, and the
+ * event loop's lag (see {@link registerEventLoopLag}).
+ */
 export function createRegistry(service: string): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
+  registerEventLoopLag(registry);
   return registry;
+}
+
+// A stall is recorded when the loop gets going again, and the gauge shows the larger of the last
+// window and the current one: every stall stays visible for at least a whole window, so the
+// default scrape interval (15 s) never misses one.
+const LAG_WINDOW_MS = 15_000;
+
+/**
+ * `askq_event_loop_lag_seconds`: the longest event-loop delay over the last window, measured
+ * continuously (perf_hooks' histogram) rather than sampled at scrape time like prom-client's
+ * `nodejs_eventloop_lag_seconds`. A loop held by synchronous work delays every request, event and
+ * lock renewal of the process; a worker's held past its lock loses its jobs.
+ */
+function registerEventLoopLag(registry: Registry): void {
+  const delays = monitorEventLoopDelay({ resolution: 10 });
+  delays.enable();
+  let lastWindowSeconds = 0;
+  setInterval(() => {
+    lastWindowSeconds = delays.max / 1e9;
+    delays.reset();
+  }, LAG_WINDOW_MS).unref();
+  new Gauge({
+    name: 'askq_event_loop_lag_seconds',
+    help: `Longest delay of this process's event loop in the last ${LAG_WINDOW_MS / 1_000} s window (or the current one, if longer).`,
+    registers: [registry],
+    collect() {
+      this.set(Math.max(lastWindowSeconds, delays.max / 1e9));
+    },
+  });
 }
 
 // Buckets fit what they measure (BRIEF): Redis steps are milliseconds, LLM calls run to minutes.
@@ -52,6 +86,7 @@ export interface AskqMetrics {
   sseEventsSent: Counter;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   vectorBatchSize: Histogram<'operation'>;
+  contentTasks: Histogram<'task' | 'outcome'>;
 }
 
 /**
@@ -128,6 +163,13 @@ export function createAskqMetrics(registry: Registry, queues: CountableQueue[] =
       help: 'Queries or stores sent to Chroma in one request: concurrent questions share requests.',
       labelNames: ['operation'],
       buckets: [1, 2, 4, 8, 16, 32],
+      registers,
+    }),
+    contentTasks: new Histogram({
+      name: 'askq_content_task_duration_seconds',
+      help: 'CPU-bound work on user content on a worker thread (chunking, embedding, extraction, validation), queue wait included; outcome too_complex: ended past its time budget.',
+      labelNames: ['task', 'outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
   };

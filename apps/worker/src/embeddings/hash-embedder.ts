@@ -5,6 +5,11 @@ import type { Embedder } from './embedder.js';
 export interface HashEmbedderOptions {
   /** Vector length; a power of two spreads buckets most evenly. Default 2048. */
   dimension?: number;
+  /**
+   * Computes the vectors, e.g. on a worker thread (the work is CPU-bound and scales with the
+   * text). Default: {@link hashEmbed} on the calling thread.
+   */
+  compute?: (texts: string[], dimension: number, signal?: AbortSignal) => Promise<number[][]>;
 }
 
 // A phrase match is evidence, but weaker than the words it is made of, which already count.
@@ -36,18 +41,25 @@ export function createHashEmbedder(options: HashEmbedderOptions = {}): Embedder 
   if (!Number.isInteger(dimension) || dimension < 1 || dimension > 2 ** 30) {
     throw new RangeError(`hash embedder dimension must be an integer in 1..2^30, got ${dimension}`);
   }
+  const compute =
+    options.compute ??
+    ((texts: string[], size: number, signal?: AbortSignal) =>
+      // Synchronous here, so only an abort before the call can be seen; a throw inside the
+      // executor rejects the promise, as an aborted fetch would.
+      new Promise<number[][]>((resolve) => {
+        signal?.throwIfAborted();
+        resolve(hashEmbed(texts, size));
+      }));
   return {
     name: 'hash',
     dimension,
-    embed(texts: string[], signal?: AbortSignal): Promise<number[][]> {
-      // The work is synchronous, so only an abort before the call can be seen; a throw inside the
-      // executor rejects the promise, as an aborted fetch would.
-      return new Promise((resolve) => {
-        signal?.throwIfAborted();
-        resolve(texts.map((text) => embedOne(text, dimension)));
-      });
-    },
+    embed: (texts, signal) => compute(texts, dimension, signal),
   };
+}
+
+/** The `hash` embedder's vectors of texts, computed on the calling thread. */
+export function hashEmbed(texts: string[], dimension: number): number[][] {
+  return texts.map((text) => embedOne(text, dimension));
 }
 
 function embedOne(text: string, dimension: number): number[] {

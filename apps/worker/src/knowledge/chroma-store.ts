@@ -60,6 +60,8 @@ export function createChromaStore(options: {
   maxBatch?: number;
   /** Called with the number of queries in each request, as it is sent. */
   onBatch?: (size: number) => void;
+  /** Most chunks written in one request: a large document goes in several bounded ones. */
+  writeBatch?: number;
 }): KnowledgeStore {
   const client = chromaClientFor(options.url);
   const nameOf = (ref: CollectionRef) => `${options.prefix}.${ref.tenant}.${ref.collection}`;
@@ -153,31 +155,38 @@ export function createChromaStore(options: {
         })(),
       ),
 
-    upsert: (ref, embedder, chunks) =>
-      timed(
+    async upsert(ref, embedder, chunks) {
+      if (chunks.length === 0) return;
+      const collection = await timed(
         'upsert',
-        (async () => {
-          if (chunks.length === 0) return;
-          const collection = await client.getOrCreateCollection({
-            name: nameOf(ref),
-            embeddingFunction: null,
-            configuration: { hnsw: { space: 'cosine' } },
-            // Informational: the Redis collection registry is what refuses a mismatch.
-            metadata: { embedder },
-          });
-          await collection.upsert({
-            ids: chunks.map((c) => c.id),
-            embeddings: chunks.map((c) => c.embedding),
-            documents: chunks.map((c) => c.text),
-            metadatas: chunks.map((c) => ({
+        client.getOrCreateCollection({
+          name: nameOf(ref),
+          embeddingFunction: null,
+          configuration: { hnsw: { space: 'cosine' } },
+          // Informational: the Redis collection registry is what refuses a mismatch.
+          metadata: { embedder },
+        }),
+      );
+      // Bounded requests, each with its own timeout: a large document is several of them.
+      const size = options.writeBatch ?? 100;
+      for (let i = 0; i < chunks.length; i += size) {
+        const batch = chunks.slice(i, i + size);
+        await timed(
+          'upsert',
+          collection.upsert({
+            ids: batch.map((c) => c.id),
+            embeddings: batch.map((c) => c.embedding),
+            documents: batch.map((c) => c.text),
+            metadatas: batch.map((c) => ({
               ...c.metadata,
               documentId: c.documentId,
               chunkIndex: c.index,
               ...(c.title ? { title: c.title } : {}),
             })),
-          });
-        })(),
-      ),
+          }),
+        );
+      }
+    },
 
     deleteChunks: (ref, documentId, fromIndex) =>
       timed(

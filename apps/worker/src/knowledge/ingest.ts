@@ -14,7 +14,10 @@ export interface IngestDeps {
   store: KnowledgeStore;
   embedder: Embedder;
   registry: CollectionRegistry;
-  chunk: (documentId: string, text: string) => Chunk[];
+  /** Chunks a document (on a content thread, under its time budget). */
+  chunk: (documentId: string, text: string) => Promise<Chunk[]>;
+  /** Most chunks one document may make (MAX_CHUNKS_PER_DOCUMENT). */
+  maxChunksPerDocument: number;
   log: Logger;
 }
 
@@ -25,11 +28,24 @@ export interface IngestProgress {
   chunksTotal: number;
 }
 
+/** Thrown when a document is too complex to process: the whole ingestion ends with it. */
+export class ContentTooComplexError extends AppError {
+  constructor(
+    readonly progress: IngestProgress,
+    cause: AppError,
+  ) {
+    super('CONTENT_TOO_COMPLEX', cause.message, { cause });
+    this.name = 'ContentTooComplexError';
+  }
+}
+
 /**
  * Chunks, embeds and stores documents, one at a time, reporting progress after each. A failure
  * that another attempt may cure (an embeddings or Chroma outage) is thrown so the job retries;
  * re-running is safe because chunk ids are stable and each change carries its sequence number.
- * A document the embeddings server rejects is reported on its own and the others go on.
+ * A document the embeddings server rejects, or one with too many chunks, is reported on its own
+ * and the others go on. A document whose processing runs past its time budget ends the ingestion
+ * (ContentTooComplexError): the next ones could cost as much again, and it is not retried.
  */
 export async function upsertDocuments(
   ref: CollectionRef,
@@ -37,20 +53,46 @@ export async function upsertDocuments(
   deps: IngestDeps,
   onProgress: (progress: IngestProgress) => Promise<void>,
 ): Promise<IngestProgress> {
-  const chunked = documents.map((doc) => ({ doc, chunks: deps.chunk(doc.id, doc.text) }));
   const progress: IngestProgress = {
-    documents: chunked.map(({ doc, chunks }) => ({ id: doc.id, chunks: chunks.length })),
+    documents: documents.map((doc) => ({ id: doc.id, chunks: 0 })),
     chunksDone: 0,
-    chunksTotal: chunked.reduce((sum, c) => sum + c.chunks.length, 0),
+    chunksTotal: 0,
   };
+  const tooComplex = (i: number, e: AppError): never => {
+    progress.documents.forEach((outcome, j) => {
+      if (j === i) outcome.error = `${e.code}: ${e.message}`;
+      else if (j > i) outcome.error = 'not processed: an earlier document was too complex';
+    });
+    throw new ContentTooComplexError(progress, e);
+  };
+  // All documents are chunked first, so progress knows the total from the start.
+  const chunked: Chunk[][] = [];
+  for (const [i, doc] of documents.entries()) {
+    const chunks = await deps.chunk(doc.id, doc.text).catch((e: unknown) => {
+      if (e instanceof AppError && e.code === 'CONTENT_TOO_COMPLEX') return tooComplex(i, e);
+      throw e;
+    });
+    const outcome = progress.documents[i]!;
+    if (chunks.length > deps.maxChunksPerDocument) {
+      outcome.error = `TOO_MANY_CHUNKS: ${chunks.length} chunks, at most ${deps.maxChunksPerDocument} (MAX_CHUNKS_PER_DOCUMENT)`;
+      chunked.push([]);
+      continue;
+    }
+    outcome.chunks = chunks.length;
+    progress.chunksTotal += chunks.length;
+    chunked.push(chunks);
+  }
   await onProgress(progress);
 
-  for (const [i, { doc, chunks }] of chunked.entries()) {
+  for (const [i, doc] of documents.entries()) {
     const outcome = progress.documents[i]!;
+    const chunks = chunked[i]!;
+    if (outcome.error) continue;
     let vectors: number[][];
     try {
       vectors = await deps.embedder.embed(chunks.map((c) => c.text));
     } catch (e) {
+      if (e instanceof AppError && e.code === 'CONTENT_TOO_COMPLEX') tooComplex(i, e);
       if (e instanceof AppError && !e.retryable) {
         outcome.error = e.message;
         await onProgress(progress);

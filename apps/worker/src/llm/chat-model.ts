@@ -11,7 +11,9 @@ export interface GenerateInput {
 /** A streamed piece of a generation. */
 export type GenerationChunk =
   | { type: 'token'; text: string }
-  | { type: 'usage'; promptTokens: number; completionTokens: number };
+  | { type: 'usage'; promptTokens: number; completionTokens: number }
+  /** Why the model stopped, when it says: `length` means it hit its token limit mid-answer. */
+  | { type: 'end'; reason: string };
 
 /** Any LLM behind one streaming interface. */
 export interface ChatModel {

@@ -9,6 +9,16 @@ export interface ExtractiveModelOptions {
   maxSentences?: number;
   /** Pause between tokens in milliseconds, so a demo streams visibly like a model. Default 0. */
   tokenDelayMs?: number;
+  /**
+   * Picks the answer's sentences, e.g. on a worker thread (it splits every source into sentences).
+   * Default: {@link extract} on the calling thread.
+   */
+  extract?: (
+    question: string,
+    sources: Source[],
+    maxSentences: number,
+    signal: AbortSignal,
+  ) => Promise<string>;
 }
 
 /** The extractive model's answer when no sentence of the sources matches the question. */
@@ -40,9 +50,12 @@ export function createExtractiveModel(options: ExtractiveModelOptions = {}): Cha
   if (!Number.isInteger(maxSentences) || maxSentences < 1) {
     throw new RangeError(`maxSentences must be a positive integer, got ${maxSentences}`);
   }
+  const pick =
+    options.extract ??
+    ((question, sources, max) => Promise.resolve(extract(question, sources, max)));
   return {
     modelFor: () => 'extractive',
-    stream: (input) => streamAnswer(input, maxSentences, options.tokenDelayMs ?? 0),
+    stream: (input) => streamAnswer(input, maxSentences, options.tokenDelayMs ?? 0, pick),
   };
 }
 
@@ -50,10 +63,11 @@ async function* streamAnswer(
   input: GenerateInput,
   maxSentences: number,
   tokenDelayMs: number,
+  pick: NonNullable<ExtractiveModelOptions['extract']>,
 ): AsyncGenerator<GenerationChunk> {
   const { signal } = input;
   if (signal.aborted) return;
-  const answer = extract(input.question, input.sources, maxSentences);
+  const answer = await pick(input.question, input.sources, maxSentences, signal);
   // Split before each whitespace run so every chunk is one word with its leading space, and the
   // chunks join back to exactly the answer.
   const tokens = answer.split(/(?<=\S)(?=\s)/);

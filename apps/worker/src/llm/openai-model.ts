@@ -12,6 +12,8 @@ export interface OpenAiModelOptions {
   timeoutMs: number;
   /** Longest silence between chunks. */
   idleTimeoutMs: number;
+  /** `max_tokens` of every request, so one answer's cost is bounded whatever it is asked. */
+  maxTokens: number;
 }
 
 /**
@@ -57,6 +59,7 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
           {
             model: options.models[route],
             messages: buildMessages(question, sources),
+            max_tokens: options.maxTokens,
             stream: true,
             stream_options: { include_usage: true },
           },
@@ -64,8 +67,10 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
         );
         for await (const chunk of stream) {
           idleTimer.refresh();
-          const text = chunk.choices[0]?.delta?.content;
+          const choice = chunk.choices[0];
+          const text = choice?.delta?.content;
           if (text) yield { type: 'token', text };
+          if (choice?.finish_reason) yield { type: 'end', reason: choice.finish_reason };
           if (chunk.usage) {
             yield {
               type: 'usage',

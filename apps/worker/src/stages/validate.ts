@@ -9,6 +9,8 @@ export interface ValidateInput {
   maxAnswerChars: number;
   /** Least share of the answer's content words that must occur in the sources, 0..1. */
   groundingThreshold: number;
+  /** The model was stopped at the longest answer (or its token limit) with more to say. */
+  truncated?: boolean;
 }
 
 // [1], [1, 2], [1-3] and [1–3]; [1][2] is two markers. Anything else in brackets is prose.
@@ -22,15 +24,22 @@ export function validateAnswer(input: ValidateInput): Validation {
     answer.trim() === ''
       ? { name: 'non_empty', passed: false, detail: 'answer is empty' }
       : { name: 'non_empty', passed: true },
-    checkLength(answer, input.maxAnswerChars),
+    checkLength(answer, input.maxAnswerChars, input.truncated === true),
     checkCitations(cited, sources.length),
     checkGrounding(answer, cited, sources, input.groundingThreshold),
   ];
   return { passed: checks.every((c) => c.passed), checks };
 }
 
-function checkLength(answer: string, max: number): ValidationCheck {
+function checkLength(answer: string, max: number, truncated: boolean): ValidationCheck {
   const length = answer.length;
+  if (truncated) {
+    return {
+      name: 'length',
+      passed: false,
+      detail: `cut off at ${length} chars: the model went on`,
+    };
+  }
   return length <= max
     ? { name: 'length', passed: true, detail: `${length} <= ${max} chars` }
     : { name: 'length', passed: false, detail: `${length} > ${max} chars` };

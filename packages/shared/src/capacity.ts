@@ -1,0 +1,131 @@
+import type { RedisClient } from './redis.js';
+import type { Keys } from './keys.js';
+
+/**
+ * What the worker fleet can do, as every API process reads it from Redis: how many questions the
+ * live workers run at once, and how long one occupies a slot. Each worker writes its own entry of
+ * one hash every interval; an entry not refreshed for a few intervals is a worker that is gone.
+ */
+export interface FleetCapacity {
+  /** Questions the live workers run at once (the sum of their concurrency). */
+  slots: number;
+  /** Mean time a question attempt holds a slot, over the workers that have finished any. */
+  serviceMs: number | undefined;
+}
+
+/** One worker's entry in the capacity hash. */
+interface WorkerEntry {
+  slots: number;
+  serviceMs?: number;
+  /** Epoch ms of the heartbeat. */
+  at: number;
+}
+
+// A mean over roughly the last 20 attempts: it follows load changes within seconds.
+const EWMA_WEIGHT = 0.1;
+// Missed heartbeats after which a worker no longer counts.
+const STALE_HEARTBEATS = 3;
+
+/** A worker's side: it times its attempts and announces its slots and their mean time. */
+export interface CapacityReporter {
+  /** Records how long one question attempt held a slot. */
+  observe(ms: number): void;
+  /** Writes the heartbeat now (also done every interval). */
+  beat(): Promise<void>;
+  /** Stops the heartbeats and removes this worker's entry. */
+  stop(): Promise<void>;
+}
+
+/** Starts a worker's heartbeats into the capacity hash, over a connection the caller owns. */
+export function createCapacityReporter(
+  redis: RedisClient,
+  keys: Keys,
+  options: { workerId: string; slots: number; intervalMs: number; onError?: (e: unknown) => void },
+): CapacityReporter {
+  let serviceMs: number | undefined;
+  const beat = async () => {
+    const entry: WorkerEntry = { slots: options.slots, at: Date.now() };
+    if (serviceMs !== undefined) entry.serviceMs = Math.round(serviceMs);
+    // The hash expires if every worker stops beating: its size is bounded by the live workers.
+    await redis
+      .multi()
+      .hset(keys.workerCapacity, options.workerId, JSON.stringify(entry))
+      .pexpire(keys.workerCapacity, options.intervalMs * STALE_HEARTBEATS * 10)
+      .exec();
+  };
+  const timer = setInterval(() => {
+    beat().catch((e: unknown) => options.onError?.(e));
+  }, options.intervalMs);
+  timer.unref();
+  return {
+    observe(ms) {
+      serviceMs = serviceMs === undefined ? ms : serviceMs + EWMA_WEIGHT * (ms - serviceMs);
+    },
+    beat,
+    async stop() {
+      clearInterval(timer);
+      await redis.hdel(keys.workerCapacity, options.workerId);
+    },
+  };
+}
+
+/**
+ * The fleet's capacity now: live workers only. Entries of workers that stopped beating (killed,
+ * partitioned) are left out, and removed, so the hash never outgrows the live fleet.
+ */
+export async function readCapacity(
+  redis: RedisClient,
+  keys: Keys,
+  intervalMs: number,
+): Promise<FleetCapacity> {
+  const entries = await redis.hgetall(keys.workerCapacity);
+  const oldest = Date.now() - intervalMs * STALE_HEARTBEATS;
+  let slots = 0;
+  let timedSlots = 0;
+  let weighted = 0;
+  const stale: string[] = [];
+  for (const [id, raw] of Object.entries(entries)) {
+    const entry = parseEntry(raw);
+    if (!entry || entry.at < oldest) {
+      stale.push(id);
+      continue;
+    }
+    slots += entry.slots;
+    if (entry.serviceMs !== undefined) {
+      timedSlots += entry.slots;
+      weighted += entry.slots * entry.serviceMs;
+    }
+  }
+  if (stale.length > 0) await redis.hdel(keys.workerCapacity, ...stale);
+  return { slots, serviceMs: timedSlots > 0 ? weighted / timedSlots : undefined };
+}
+
+function parseEntry(raw: string): WorkerEntry | undefined {
+  try {
+    const entry = JSON.parse(raw) as Partial<WorkerEntry>;
+    if (typeof entry.slots !== 'number' || typeof entry.at !== 'number') return undefined;
+    return entry as WorkerEntry;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Questions ahead of a new one: waiting (or waiting out a retry's backoff) and running. */
+export interface QueueBacklog {
+  waiting: number;
+  active: number;
+}
+
+/**
+ * How long a question queued now waits before a slot takes it, by Little's law: the jobs ahead of
+ * it beyond the free slots must finish first, and slots free at `slots / serviceMs` per ms.
+ * Undefined while there is nothing to go by (no live worker, or none has finished an attempt).
+ */
+export function estimateQueueWaitMs(
+  backlog: QueueBacklog,
+  capacity: FleetCapacity,
+): number | undefined {
+  if (capacity.slots === 0 || capacity.serviceMs === undefined) return undefined;
+  const ahead = backlog.waiting + backlog.active + 1 - capacity.slots;
+  return ahead <= 0 ? 0 : (ahead * capacity.serviceMs) / capacity.slots;
+}
