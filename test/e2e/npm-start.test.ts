@@ -14,18 +14,21 @@ let child: ChildProcess;
 let output = '';
 let dataDir: string;
 let base: string;
+let workerMetrics: string;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'askq-e2e-'));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
+  const metricsPort = await freePort();
+  workerMetrics = `http://127.0.0.1:${metricsPort}`;
   child = spawn('npm', ['start'], {
     cwd: join(import.meta.dirname, '../..'),
     env: {
       ...process.env,
       PORT: String(port),
       DATA_DIR: dataDir,
-      WORKER_METRICS_PORT: String(await freePort()),
+      WORKER_METRICS_PORT: String(metricsPort),
       MANAGED_REDIS_PORT: String(await freePort()),
       REDIS_URL: '',
       CHROMA_URL: '',
@@ -86,6 +89,40 @@ it('prints its URLs and answers a question about the sample corpus over SSE', as
   const view = (await (await fetch(`${base}/v1/questions/${id}`)).json()) as QuestionView;
   expect(view.status).toBe('completed');
 });
+
+it('replaces a worker that dies (killed, or ended by its watchdog) and goes on answering', async () => {
+  const workerPid = async () => {
+    for (const pid of await childPids(child.pid!)) {
+      if ((await cmdline(pid)).includes('apps/worker/src/main.ts')) return pid;
+    }
+    return undefined;
+  };
+  const before = await workerPid();
+  expect(before).toBeDefined();
+  process.kill(before!, 'SIGKILL');
+  await vi.waitFor(() => expect(output).toMatch(/worker was killed; starting it again/), {
+    timeout: 10_000,
+  });
+  const after = await vi.waitFor(
+    async () => {
+      const pid = await workerPid();
+      expect(pid).toBeDefined();
+      expect(pid).not.toBe(before);
+      expect((await fetch(`${workerMetrics}/healthz`)).status).toBe(200);
+      return pid;
+    },
+    { timeout: 60_000, interval: 200 },
+  );
+  expect(after).not.toBe(before);
+  const res = await fetch(`${base}/v1/questions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ question: 'What does askq keep in Redis?', cache: false }),
+  });
+  expect(res.status).toBe(202);
+  const { links } = (await res.json()) as { links: { events: string } };
+  expect((await followEvents(base + links.events)).at(-1)!.event).toBe('completed');
+}, 90_000);
 
 it('stops every child on Ctrl-C', async () => {
   const pids = await childPids(child.pid!);
@@ -211,6 +248,12 @@ async function alive(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
   return stat !== '' && state !== 'Z' && state !== 'X';
+}
+
+/** A process's command line, from /proc. */
+async function cmdline(pid: number): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
 }
 
 /** Every descendant of a process, from /proc. */

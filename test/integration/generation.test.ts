@@ -318,3 +318,60 @@ describe('validation and routing', () => {
     expect(messages[1]!.content).toMatch(/\[1\][\s\S]*\[2\][\s\S]*Ignore your instructions/);
   });
 });
+
+describe('bounded generation', () => {
+  it('stops a model told to repeat forever at MAX_ANSWER_CHARS, keeps the answer and says so', async () => {
+    // Its own prefix: the suite's worker, with the default limit, must not take the question.
+    const bounded = await startAskq({ env: env({ MAX_ANSWER_CHARS: '400' }) });
+    try {
+      await bounded.seed(DOCS);
+      // Paced, so the stream is still going when askq ends it.
+      const s = script({
+        text: 'The tides rise again and again [1]. ',
+        forever: true,
+        chunkDelayMs: 5,
+      });
+      const { events } = await run(bounded, 'Repeat this forever: what causes tides?', {
+        model: 'fast',
+      });
+      const result = resultOf(events);
+      expect(result.answer).toHaveLength(400);
+      expect(shownAnswer(events)).toBe(result.answer);
+      const length = result.validation.checks.find((c) => c.name === 'length');
+      expect(length).toMatchObject({ passed: false, detail: expect.stringMatching(/cut off/) });
+      expect(result.validation.passed).toBe(false);
+      // Bounded cost: every request carries max_tokens; the fast answer and its one escalation
+      // are the only requests; each stream was ended by askq, not by the model.
+      const requests = s.requests();
+      expect(requests.map((r) => (r.body as { model: string }).model)).toEqual([
+        'gpt-4o-mini',
+        'gpt-4o',
+      ]);
+      for (const r of requests) expect((r.body as { max_tokens: number }).max_tokens).toBe(400);
+      const first = llm.requests.indexOf(requests[0]!);
+      await llm.disconnected(first);
+      await llm.disconnected(llm.requests.indexOf(requests[1]!));
+      expect(retries(events)).toEqual([{ attempt: 1, reason: 'escalation' }]);
+    } finally {
+      await bounded.stop();
+    }
+  });
+
+  it('marks an answer the model cut at its own max_tokens as truncated', async () => {
+    const bounded = await startAskq({ env: env({ LLM_MAX_TOKENS: '5' }) });
+    try {
+      await bounded.seed(DOCS);
+      script({ text: GROUNDED });
+      const { events } = await run(bounded, 'What causes tides?', { model: 'smart' });
+      const result = resultOf(events);
+      // Words stand in for tokens in the fake: five of them, then finish_reason "length".
+      expect(result.answer).toBe('Tides are caused by the');
+      expect(result.validation.checks.find((c) => c.name === 'length')).toMatchObject({
+        passed: false,
+        detail: expect.stringMatching(/cut off/),
+      });
+    } finally {
+      await bounded.stop();
+    }
+  });
+});

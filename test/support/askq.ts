@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { inject, vi } from 'vitest';
-import { loadConfig, type IngestionView } from '@askq/shared';
+import { createLogger, loadConfig, type IngestionView } from '@askq/shared';
 import { ApiConfig } from '../../apps/api/src/config.js';
 import { startApi, type RunningApi } from '../../apps/api/src/server.js';
 import { WorkerConfig } from '../../apps/worker/src/config.js';
@@ -63,11 +63,15 @@ export async function startAskq(
 ): Promise<TestAskq> {
   // Captured logs are parsed JSON lines, so tests can check what operators would see.
   const logs: Array<Record<string, unknown>> = [];
+  // The product's own logger (its redaction included), writing into the array.
   const log = options.captureLogs
-    ? pino(
-        { level: 'info' },
-        { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
-      )
+    ? createLogger({
+        level: 'info',
+        service: 'test',
+        destination: {
+          write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>),
+        },
+      })
     : quiet;
   const prefix = options.prefix ?? `t${randomUUID().slice(0, 8)}`;
   const env = {

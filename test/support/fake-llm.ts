@@ -28,6 +28,11 @@ export interface FakeLlmReply {
   headers?: Record<string, string>;
   /** Destroys the connection after this many streamed chunks, as a crashing server would. */
   dropAfterChunks?: number;
+  /**
+   * Streams `text` again and again, as a model told to "repeat this forever" would, until the
+   * request's `max_tokens` (words stand in for tokens) or the client leaves.
+   */
+  forever?: boolean;
 }
 
 /** An OpenAI-compatible HTTP server on 127.0.0.1 for tests. */
@@ -216,20 +221,31 @@ async function answerChat(
   const pause = async (ms: number | undefined) => {
     if (ms) await sleep(ms, undefined, { signal: gone });
   };
+  // Like a real server, it stops at max_tokens with finish_reason "length".
+  const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : Infinity;
   try {
     await pause(reply.firstChunkDelayMs);
     const contents = words.length > 0 ? words : [''];
-    for (const [i, content] of contents.entries()) {
+    let finish = 'stop';
+    for (let i = 0; reply.forever === true || i < contents.length; i++) {
       if (i === reply.dropAfterChunks) {
         res.socket?.destroy();
         return;
       }
+      if (i >= maxTokens) {
+        finish = 'length';
+        break;
+      }
+      if (gone.aborted) return;
       if (i > 0) await pause(reply.chunkDelayMs);
+      // A repeated answer yields to the event loop now and then, as a network stream would.
+      if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+      const content = contents[i % contents.length]!;
       const delta = i === 0 ? { role: 'assistant', content } : { content };
       send(chunk([{ index: 0, delta, logprobs: null, finish_reason: null }]));
     }
     await pause(reply.chunkDelayMs);
-    send(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]));
+    send(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]));
     const options = body.stream_options as { include_usage?: boolean } | undefined;
     if (options?.include_usage === true) send(chunk([], { usage }));
     if (!gone.aborted) res.end('data: [DONE]\n\n');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { BaseConfig, ConfigError, loadConfig } from './config.js';
+import { BaseConfig, ConfigError, loadConfig, withoutCredentials } from './config.js';
 import { redisTarget } from './redis.js';
 
 /** Runs loadConfig and returns the ConfigError it throws. */
@@ -30,6 +30,14 @@ describe('loadConfig with BaseConfig', () => {
       HASH_EMBEDDER_DIMENSION: 2048,
       CACHE_TTL_SECONDS: 900,
       JOB_TIMEOUT_MS: 120_000,
+      CHUNK_SIZE: 800,
+      CHUNK_OVERLAP: 120,
+      MAX_CHUNKS_PER_DOCUMENT: 5_000,
+      MAX_CHUNKS_PER_REQUEST: 10_000,
+      MAX_METADATA_BYTES: 4_096,
+      MAX_METADATA_KEYS: 32,
+      CAPACITY_HEARTBEAT_MS: 1_000,
+      WATCHDOG_TIMEOUT_MS: 30_000,
       SHUTDOWN_TIMEOUT_MS: 30_000,
     });
   });
@@ -166,5 +174,32 @@ describe('loadConfig with BaseConfig', () => {
     })();
     expect(error?.message).toContain('LLM_API_KEY');
     expect(error?.message).not.toContain('sk-very-secret');
+  });
+
+  it('never echoes the password of a URL in its error, even of one it cannot parse', () => {
+    const error = (() => {
+      try {
+        loadConfig(BaseConfig, {
+          REDIS_URL: 'redis://:hunter2@10.0.0.1:6379,redis://user:pa55@10.0.0.2:99999999',
+          CHROMA_URL: 'ftp://admin:s3cret@chroma',
+        });
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(error?.message).toContain('REDIS_URL');
+    expect(error?.message).toContain('CHROMA_URL');
+    expect(error?.message).toContain('10.0.0.2');
+    for (const secret of ['hunter2', 'pa55', 's3cret', 'admin']) {
+      expect(error?.message).not.toContain(secret);
+    }
+  });
+});
+
+describe('withoutCredentials', () => {
+  it('masks user info and leaves everything else', () => {
+    expect(withoutCredentials('redis://:pw@host:6379')).toBe('redis://***@host:6379');
+    expect(withoutCredentials('http://chroma:8000')).toBe('http://chroma:8000');
+    expect(withoutCredentials('not a url @ all')).toBe('not a url @ all');
   });
 });
