@@ -39,6 +39,7 @@ export async function cacheHit(options: BenchOptions) {
   // Limits out of the way: this measures the hit path, not the rate limiter's refusals.
   const askq = await startBenchProcesses(services, {
     RATE_LIMIT_PER_MINUTE: '100000000',
+    READ_RATE_LIMIT_PER_MINUTE: '100000000',
     TENANT_MAX_INFLIGHT: '100000',
   });
   const bare = await startBareExpress();

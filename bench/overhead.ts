@@ -47,7 +47,9 @@ export function benchEnv(llmBaseUrl: string, extra: Record<string, string> = {})
   return {
     LLM_BASE_URL: llmBaseUrl,
     RATE_LIMIT_PER_MINUTE: '100000000',
+    READ_RATE_LIMIT_PER_MINUTE: '100000000',
     TENANT_MAX_INFLIGHT: '100000',
+    TENANT_MAX_STREAMS: '1000000',
     LOG_LEVEL: 'warn',
     ...extra,
   };

@@ -317,7 +317,12 @@ export async function sseFanout(options: BenchOptions) {
   let bare: Awaited<ReturnType<typeof startBareServer>> | undefined;
   let redis: Redis | undefined;
   try {
-    askq = await startBenchProcesses(services, { REDIS_PREFIX: prefix });
+    // One tenant opens every stream here: its quotas would refuse the thousands of them.
+    askq = await startBenchProcesses(services, {
+      REDIS_PREFIX: prefix,
+      TENANT_MAX_STREAMS: '1000000',
+      READ_RATE_LIMIT_PER_MINUTE: '100000000',
+    });
     bare = await startBareServer();
     redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
     const events = createEventLog(redis, createKeys(prefix), { maxLen: 10_000, ttlSeconds: 3_600 });

@@ -7,6 +7,8 @@ import { errorHandler, notFoundRoute, requireJson } from './http.js';
 import type { Idempotency } from './idempotency.js';
 import type { DocumentService } from './document-service.js';
 import type { QuestionService } from './question-service.js';
+import { awaitAdmission } from './limits.js';
+import type { TenantQuotas } from './quotas.js';
 import { requireAdmin } from './routes/admin.js';
 import { cacheClearRoutes, cacheStatsRoutes } from './routes/cache.js';
 import { docsRoutes } from './routes/docs.js';
@@ -29,6 +31,9 @@ export interface AppDeps {
   cache: AnswerCache;
   /** The per-tenant rate limit, applied to the routes that create work. */
   rateLimit: RequestHandler;
+  /** The per-tenant allowance of GET requests (reads and event streams), apart from the above. */
+  readRateLimit: RequestHandler;
+  quotas: TenantQuotas;
   idempotency: Idempotency;
   /** ADMIN_API_KEY, for admin API routes (cache clear). */
   adminKey: string | undefined;
@@ -70,6 +75,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(cacheClearRoutes(deps.cache, requireAdmin(deps.adminKey, deps.apiKeys.length > 0)));
   app.use(authenticate(deps.apiKeys));
   app.use(requireJson);
+  // Every GET past authentication draws from the tenant's read allowance (a polling loop or an
+  // EventSource reconnecting without pause cannot starve the others); probes above do not.
+  const readRateLimit = deps.readRateLimit;
+  app.use((req, res, next) => {
+    if (req.method !== 'GET') return next();
+    readRateLimit(req, res, () => awaitAdmission(req, res, next));
+  });
 
   app.use(
     questionRoutes(deps.questions, {
@@ -94,6 +106,7 @@ export function createApp(deps: AppDeps): Express {
       log: deps.log,
       metrics: deps.metrics,
       options: deps.sse,
+      quotas: deps.quotas,
     }),
   );
 

@@ -24,6 +24,18 @@ export const ApiConfig = BaseConfig.extend({
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(120),
   /** Questions each tenant may have queued or running at once. */
   TENANT_MAX_INFLIGHT: z.coerce.number().int().positive().default(50),
+  /** GET requests per minute each tenant may make (reads, event streams and their reconnects). */
+  READ_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(6_000),
+  /** Event streams each tenant may have open at once, over all API processes. */
+  TENANT_MAX_STREAMS: z.coerce.number().int().positive().default(1_000),
+  /** Ingestions (and document deletions) each tenant may have queued or running at once. */
+  TENANT_MAX_QUEUED_INGESTIONS: z.coerce.number().int().positive().default(10),
+  /** Collections each tenant may have. */
+  TENANT_MAX_COLLECTIONS: z.coerce.number().int().positive().default(100),
+  /** Documents each tenant may store, all collections together. */
+  TENANT_MAX_DOCUMENTS: z.coerce.number().int().positive().default(100_000),
+  /** Chunks each tenant may store, all collections together (estimated for new documents). */
+  TENANT_MAX_CHUNKS: z.coerce.number().int().positive().default(1_000_000),
   /**
    * Key for admin routes (Bull Board, cache clear). Unset: with auth off they are open (Bull Board
    * read-only); with API_KEYS set they are closed.

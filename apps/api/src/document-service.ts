@@ -4,6 +4,7 @@ import type { RedisClient } from '@askq/shared';
 import {
   AppError,
   checkDocumentLimits,
+  estimatedChunks,
   JOBS,
   toIngestionView,
   type DocumentLimits,
@@ -16,6 +17,14 @@ import {
   type Logger,
 } from '@askq/shared';
 import { unavailable } from './question-service.js';
+import type { TenantQuotas } from './quotas.js';
+
+/** What one tenant may store, all its collections together. */
+export interface StorageQuota {
+  maxCollections: number;
+  maxDocuments: number;
+  maxChunks: number;
+}
 
 /** What the API does with documents and collections, free of HTTP. */
 export interface DocumentService {
@@ -46,8 +55,52 @@ export function createDocumentService(deps: {
   /** Name of the embedder this deployment uses (`hash` or `openai:<model>`). */
   embedder: string;
   limits: DocumentLimits;
+  /** What one tenant may store (SPEC 7), all its collections together. */
+  storage: StorageQuota;
+  quotas: TenantQuotas;
 }): DocumentService {
   const { redis, queue, registry, keys, log, embedder } = deps;
+
+  /**
+   * Refuses documents that would take the tenant past its collections, documents or chunks.
+   * Checked against the registry's counts before the job is queued; concurrent requests of one
+   * tenant may each pass, so a quota can be overshot by at most what they carry.
+   */
+  const refuseOverQuota = async (tenant: string, request: IngestRequest) => {
+    const ids = request.documents.flatMap((doc) => (doc.id ? [doc.id] : []));
+    const [collections, known] = await Promise.all([
+      registry.list(tenant),
+      registry.documents(tenant, request.collection, ids),
+    ]).catch(unavailable);
+    const exceeded = (what: string, max: number, variable: string) =>
+      new AppError('QUOTA_EXCEEDED', `a tenant may store at most ${max} ${what} (${variable})`);
+    if (
+      !collections.some((c) => c.name === request.collection) &&
+      collections.length >= deps.storage.maxCollections
+    ) {
+      throw exceeded('collections', deps.storage.maxCollections, 'TENANT_MAX_COLLECTIONS');
+    }
+    const states = new Map(ids.map((id, i) => [id, known[i]]));
+    let documents = 0;
+    let chunks = 0;
+    for (const collection of collections) {
+      documents += collection.documents;
+      chunks += collection.chunks;
+    }
+    for (const doc of request.documents) {
+      const before = doc.id === undefined ? undefined : states.get(doc.id);
+      // A document sent again replaces its chunks: only the difference counts.
+      if (!before || before.deleted) documents++;
+      else chunks -= before.chunks;
+      chunks += estimatedChunks(doc.text.length, deps.limits);
+    }
+    if (documents > deps.storage.maxDocuments) {
+      throw exceeded('documents', deps.storage.maxDocuments, 'TENANT_MAX_DOCUMENTS');
+    }
+    if (chunks > deps.storage.maxChunks) {
+      throw exceeded('chunks', deps.storage.maxChunks, 'TENANT_MAX_CHUNKS');
+    }
+  };
 
   const refuseOtherEmbedder = async (tenant: string, collection: string) => {
     const state = await registry.describe(tenant, collection).catch(unavailable);
@@ -60,6 +113,8 @@ export function createDocumentService(deps: {
   };
 
   const enqueue = async (job: IngestJob, tenant: string, documentIds: string[]) => {
+    // Released by the worker when the ingestion ends; here, if it is never queued.
+    const lease = await deps.quotas.queueIngestion(tenant, job.ingestionId).catch(unavailable);
     const key = keys.ingestion(job.ingestionId);
     await redis
       .multi()
@@ -75,11 +130,14 @@ export function createDocumentService(deps: {
       })
       .expire(key, PENDING_TTL_SECONDS)
       .exec()
-      .catch(unavailable);
+      .catch(async (e: unknown) => {
+        await lease.release().catch(() => undefined);
+        unavailable(e);
+      });
     try {
       await queue.add(JOBS.ingest.name, job, { jobId: job.ingestionId });
     } catch (e) {
-      await redis.del(key).catch(() => undefined);
+      await Promise.all([redis.del(key), lease.release()]).catch(() => undefined);
       unavailable(e);
     }
     log.info(
@@ -92,7 +150,10 @@ export function createDocumentService(deps: {
   return {
     async ingest(tenant, request) {
       checkDocumentLimits(request, deps.limits);
-      await refuseOtherEmbedder(tenant, request.collection);
+      await Promise.all([
+        refuseOtherEmbedder(tenant, request.collection),
+        refuseOverQuota(tenant, request),
+      ]);
       const first = await registry
         .reserveSeqs(tenant, request.collection, request.documents.length)
         .catch(unavailable);

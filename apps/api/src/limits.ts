@@ -15,6 +15,8 @@ export function rateLimit(options: {
   redis: RedisClient;
   prefix: string;
   perMinute: number;
+  /** What is counted, for the refusal's message. */
+  what?: string;
 }): RequestHandler {
   const limiter = new RateLimiterRedis({
     storeClient: options.redis,
@@ -27,7 +29,7 @@ export function rateLimit(options: {
       const seconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1_000));
       throw new AppError(
         'RATE_LIMITED',
-        `rate limit of ${options.perMinute} requests per minute reached`,
+        `rate limit of ${options.perMinute} ${options.what ?? 'requests'} per minute reached`,
         { retryAfterSeconds: seconds },
       );
     }

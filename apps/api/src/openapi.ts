@@ -36,11 +36,20 @@ const ERRORS = {
   401: error('UNAUTHORIZED: API_KEYS is set and the key is missing or wrong'),
   404: error('NOT_FOUND: no such id for this tenant (another tenant’s id is a 404 too)'),
   409: error('CONFLICT'),
-  413: error('PAYLOAD_TOO_LARGE'),
+  403: error(
+    'QUOTA_EXCEEDED: the tenant would store more collections, documents or chunks than allowed',
+  ),
+  413: error(
+    'PAYLOAD_TOO_LARGE: the body, a document’s metadata or its chunks exceed a limit (details: [{ path, message }])',
+  ),
   415: error('UNSUPPORTED_MEDIA_TYPE: send application/json'),
   422: error('IDEMPOTENCY_MISMATCH: the Idempotency-Key was used with another body'),
-  429: error('RATE_LIMITED: the tenant’s rate or in-flight limit; see Retry-After'),
-  503: error('UNAVAILABLE: Redis or Chroma is down; see Retry-After'),
+  429: error(
+    'RATE_LIMITED: a per-tenant limit (requests or reads per minute, questions in flight, open streams, queued ingestions); see Retry-After',
+  ),
+  503: error(
+    'UNAVAILABLE: Redis or Chroma is down; or OVERLOADED (new questions): the queue is too long to answer one in time. See Retry-After',
+  ),
 };
 const pick = (...codes: Array<keyof typeof ERRORS>) =>
   Object.fromEntries(codes.map((code) => [String(code), ERRORS[code]]));
@@ -145,7 +154,10 @@ export function createOpenApiDocument(options: { version: string }): Json {
         get: {
           summary: 'A question, its status and result',
           operationId: 'getQuestion',
-          responses: { '200': json(ref('Question'), 'The question'), ...pick(400, 401, 404, 503) },
+          responses: {
+            '200': json(ref('Question'), 'The question'),
+            ...pick(400, 401, 404, 429, 503),
+          },
         },
         delete: {
           summary: 'Cancel a question',
@@ -179,7 +191,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
               },
             },
             '204': { description: 'Nothing after the given id: the question has finished' },
-            ...pick(400, 401, 404, 503),
+            ...pick(400, 401, 404, 429, 503),
           },
         },
       },
@@ -193,7 +205,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
           },
           responses: {
             '202': json(ref('IngestAccepted'), 'Queued for chunking, embedding and storing'),
-            ...pick(400, 401, 409, 413, 415, 429, 503),
+            ...pick(400, 401, 403, 409, 413, 415, 429, 503),
           },
         },
       },
@@ -212,7 +224,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
           operationId: 'deleteDocument',
           responses: {
             '202': json(ref('IngestAccepted'), 'Queued; follow it as an ingestion'),
-            ...pick(400, 401, 404, 503),
+            ...pick(400, 401, 404, 429, 503),
           },
         },
       },
@@ -223,7 +235,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
           operationId: 'getIngestion',
           responses: {
             '200': json(ref('Ingestion'), 'Progress and per-document outcome'),
-            ...pick(401, 404, 503),
+            ...pick(401, 404, 429, 503),
           },
         },
       },
@@ -240,7 +252,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
               },
               'Collections with their counts, version and embedder',
             ),
-            ...pick(401, 503),
+            ...pick(401, 429, 503),
           },
         },
       },
@@ -250,7 +262,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
           operationId: 'cacheStats',
           responses: {
             '200': json(ref('CacheStats'), 'Hits and misses per layer, entries, seconds saved'),
-            ...pick(401, 503),
+            ...pick(401, 429, 503),
           },
         },
       },

@@ -3,6 +3,7 @@ import { Queue } from 'bullmq';
 import {
   createAnswerCache,
   createTenantSlots,
+  createLeases,
   createAskqMetrics,
   createCollectionRegistry,
   createEventLog,
@@ -31,6 +32,7 @@ import { createOpenApiDocument } from './openapi.js';
 import { createIdempotency } from './idempotency.js';
 import { rateLimit } from './limits.js';
 import { createLoadShedder } from './load-shedding.js';
+import { createTenantQuotas } from './quotas.js';
 import { adminRoutes } from './routes/admin.js';
 import type { ApiConfig } from './config.js';
 import { createDocumentService } from './document-service.js';
@@ -100,6 +102,14 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     log,
   });
   shutdown.add('load shedder', () => shedder.close());
+  const quotas = createTenantQuotas({
+    leases: createLeases(data),
+    keys,
+    maxStreams: config.TENANT_MAX_STREAMS,
+    maxQueuedIngestions: config.TENANT_MAX_QUEUED_INGESTIONS,
+    // Renewed at every heartbeat: a stream whose API process died stops counting after three.
+    streamLeaseMs: 3 * config.SSE_HEARTBEAT_MS,
+  });
   const app = createApp({
     log,
     questions: createQuestionService({
@@ -131,6 +141,19 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
       log,
       embedder: embedderName(config),
       limits: documentLimits(config),
+      storage: {
+        maxCollections: config.TENANT_MAX_COLLECTIONS,
+        maxDocuments: config.TENANT_MAX_DOCUMENTS,
+        maxChunks: config.TENANT_MAX_CHUNKS,
+      },
+      quotas,
+    }),
+    quotas,
+    readRateLimit: rateLimit({
+      redis: data,
+      prefix: `${keys.rateLimitPrefix}:read`,
+      perMinute: config.READ_RATE_LIMIT_PER_MINUTE,
+      what: 'reads',
     }),
     events,
     hub: createEventHub(subscriber, keys, log),

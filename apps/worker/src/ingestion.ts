@@ -6,6 +6,7 @@ import {
   toError,
   type IngestionStatus,
   type Keys,
+  type Leases,
   type Logger,
 } from '@askq/shared';
 import {
@@ -26,6 +27,8 @@ export function createIngestProcessor(deps: {
   log: Logger;
   ingest: IngestDeps;
   resultTtlSeconds: number;
+  /** The tenant's lease on a queued ingestion (its quota), released when this one ends. */
+  leases: Leases;
 }) {
   const { redis, keys, log } = deps;
 
@@ -53,6 +56,10 @@ export function createIngestProcessor(deps: {
         .hset(key, { status, finishedAt: Date.now(), ...fields })
         .expire(key, deps.resultTtlSeconds)
         .exec();
+      // Its lease expires by itself if this fails: the tenant's quota is only held up meanwhile.
+      await deps.leases
+        .release(keys.tenantIngestions(payload.tenant), payload.ingestionId)
+        .catch((e: unknown) => log.warn({ err: toError(e) }, 'ingestion lease not released'));
       return { status };
     };
 

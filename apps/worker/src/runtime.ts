@@ -4,6 +4,7 @@ import { Worker, type Job } from 'bullmq';
 import {
   createAnswerCache,
   createCapacityReporter,
+  createLeases,
   createTenantSlots,
   createAskqMetrics,
   createCollectionRegistry,
@@ -270,6 +271,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       log,
       ingest: ingestDeps,
       resultTtlSeconds: config.RESULT_TTL_SECONDS,
+      leases: createLeases(data),
     }),
     { connection: redis, prefix: keys.queuePrefix, concurrency: config.INGEST_CONCURRENCY },
   );

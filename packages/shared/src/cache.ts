@@ -165,9 +165,18 @@ export function createAnswerCache(
     async store(identity, epoch, result) {
       const hash = cacheHash(identity);
       const entry: CachedAnswer = { ...epoch, storedAt: Date.now(), result };
+      const index = keys.cacheIndex(identity.tenant);
+      const now = Date.now();
+      // The index holds live entries only: expired ones go as new ones come, and the index
+      // itself expires with its last entry, so it never outgrows the tenant's cached answers.
       await Promise.all([
         redis.set(keys.cacheEntry(hash), JSON.stringify(entry), 'EX', options.ttlSeconds),
-        redis.zadd(keys.cacheIndex(identity.tenant), Date.now() + options.ttlSeconds * 1_000, hash),
+        redis
+          .multi()
+          .zremrangebyscore(index, '-inf', now)
+          .zadd(index, now + options.ttlSeconds * 1_000, hash)
+          .expire(index, options.ttlSeconds)
+          .exec(),
         redis.sadd(keys.cacheTenants, identity.tenant),
       ]);
     },

@@ -51,6 +51,8 @@ export interface CollectionRegistry {
   /** Reserves `count` consecutive sequence numbers; changes apply in this order. */
   reserveSeqs(tenant: string, name: string, count: number): Promise<number>;
   document(tenant: string, name: string, id: string): Promise<DocumentState | undefined>;
+  /** The states of several documents of a collection, in the order of `ids`. */
+  documents(tenant: string, name: string, ids: string[]): Promise<Array<DocumentState | undefined>>;
   /**
    * Records a document's new chunk count (or its deletion, `chunks: null`) unless a later change
    * was applied already; bumps the version when applied.
@@ -179,6 +181,12 @@ export function createCollectionRegistry(
     async document(tenant, name, id) {
       const raw = await redis.hget(keys.collectionDocuments(tenant, name), id);
       return raw ? (JSON.parse(raw) as DocumentState) : undefined;
+    },
+
+    async documents(tenant, name, ids) {
+      if (ids.length === 0) return [];
+      const raw = await redis.hmget(keys.collectionDocuments(tenant, name), ...ids);
+      return raw.map((one) => (one ? (JSON.parse(one) as DocumentState) : undefined));
     },
 
     async applyDocument(tenant, name, id, seq, chunks) {

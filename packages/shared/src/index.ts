@@ -16,5 +16,6 @@ export * from './documents.js';
 export * from './cache.js';
 export * from './tenant-slots.js';
 export * from './capacity.js';
+export * from './leases.js';
 export * from './watchdog.js';
 export * from './api-schemas.js';

@@ -33,6 +33,10 @@ export interface Keys {
   inFlight(hash: string, version: number, generation: number): string;
   /** Sorted set of a tenant's queued and running questions (the in-flight limit). */
   tenantSlots(tenant: string): string;
+  /** Leases of a tenant's open event streams, by expiry (the streams quota). */
+  tenantStreams(tenant: string): string;
+  /** Leases of a tenant's queued and running ingestions, by expiry (the ingestions quota). */
+  tenantIngestions(tenant: string): string;
   /** Rate-limiter keys (rate-limiter-flexible adds the tenant). */
   readonly rateLimitPrefix: string;
   /** An Idempotency-Key's stored request and response. */
@@ -69,6 +73,8 @@ export function createKeys(prefix: string): Keys {
     inFlight: (hash, version, generation) =>
       `${prefix}:inflight:{${hash}}:${version}:${generation}`,
     tenantSlots: (tenant) => `${prefix}:t:{${tenant}}:slots`,
+    tenantStreams: (tenant) => `${prefix}:t:{${tenant}}:streams`,
+    tenantIngestions: (tenant) => `${prefix}:t:{${tenant}}:ingestions`,
     rateLimitPrefix: `${prefix}:rl`,
     idempotency: (tenant, keyHash) => `${prefix}:idem:{${tenant}}:${keyHash}`,
     cancelChannel: `${prefix}:cancel`,

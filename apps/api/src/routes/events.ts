@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import {
   AppError,
@@ -12,7 +13,8 @@ import {
   type Logger,
 } from '@askq/shared';
 import type { EventHub } from '../event-hub.js';
-import type { QuestionService } from '../question-service.js';
+import type { TenantQuotas } from '../quotas.js';
+import { unavailable, type QuestionService } from '../question-service.js';
 import { formatSseFrame, sseFrameBytes, writeSseHead, type SseRegistry } from '../sse.js';
 
 /** Options of the event stream route. */
@@ -32,25 +34,37 @@ export function eventRoutes(deps: {
   log: Logger;
   metrics: AskqMetrics;
   options: EventStreamOptions;
+  quotas: TenantQuotas;
 }): Router {
   const router = Router();
 
   router.get('/v1/questions/:id/events', async (req, res) => {
     const id = req.params.id;
+    const tenant = res.locals.tenant as string;
     const after = lastEventId(req);
-    // Subscribed while the record is read: a live stream starts one round trip sooner. A stream
-    // that will not be served live (finished, missing, another tenant's) drops it unused.
+    // Subscribed, and the tenant's stream lease taken, while the record is read: a live stream
+    // starts one round trip sooner. A stream that will not be served live (finished, missing,
+    // another tenant's, over the quota) drops both unused.
     const live = liveStream(id, after, res, deps);
+    const leased = deps.quotas.openStream(tenant, randomUUID());
+    leased.catch(() => undefined);
+    const dropLease = () =>
+      void leased.then(
+        (lease) => lease.release().catch(() => undefined),
+        () => undefined,
+      );
     let view;
     try {
-      view = await deps.questions.get(res.locals.tenant as string, id);
+      view = await deps.questions.get(tenant, id);
     } catch (e) {
       live.cancel();
+      dropLease();
       throw e;
     }
 
     if (TERMINAL_STATUSES.has(view.status)) {
       live.cancel();
+      dropLease();
       const backlog = await deps.events.read(id, after);
       // Nothing left after the terminal event: 204 tells EventSource to stop reconnecting.
       if (backlog.length === 0) {
@@ -62,6 +76,24 @@ export function eventRoutes(deps: {
       deps.metrics.sseEventsSent.inc(backlog.length);
       return;
     }
+    let lease: Awaited<typeof leased>;
+    try {
+      lease = await leased;
+    } catch (e) {
+      live.cancel();
+      throw e instanceof AppError ? e : unavailable(e);
+    }
+    // Renewed while open, released at the end: a stream counts against the quota as long as it
+    // lives, and a crashed process's streams stop counting within a few heartbeats.
+    const renewal = setInterval(
+      () => void lease.renew().catch(() => undefined),
+      deps.options.heartbeatMs,
+    );
+    renewal.unref();
+    res.once('close', () => {
+      clearInterval(renewal);
+      void lease.release().catch(() => undefined);
+    });
     await live.serve();
   });
 
