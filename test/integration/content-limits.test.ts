@@ -2,9 +2,8 @@ import { ChromaClient } from 'chromadb';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig, type IngestionView, type QuestionView } from '@askq/shared';
-import { WorkerConfig } from '../../apps/worker/src/config.js';
-import { startWorker, type RunningWorker } from '../../apps/worker/src/runtime.js';
+import type { IngestionView, QuestionView } from '@askq/shared';
+import type { RunningWorker } from '../../apps/worker/src/runtime.js';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
 import { followEvents } from '../support/sse-client.js';
 
@@ -115,18 +114,7 @@ describe('the time budget of work on content', () => {
   beforeAll(async () => {
     askq = await startAskq({ env, captureLogs: true });
     // A second worker on the same queues: a failed job must not be retried on it.
-    second = await startWorker(
-      loadConfig(WorkerConfig, {
-        REDIS_URL: inject('redisUrl'),
-        CHROMA_URL: inject('chromaUrl'),
-        REDIS_PREFIX: askq.prefix,
-        WORKER_METRICS_PORT: '0',
-        HOST: '127.0.0.1',
-        SHUTDOWN_TIMEOUT_MS: '5000',
-        ...env,
-      }),
-      (await import('pino')).pino({ level: 'silent' }),
-    );
+    second = await askq.addWorker();
     await askq.seed(
       [{ id: 'tides', text: 'The moon pulls the oceans and makes the tides.' }],
       'ok',

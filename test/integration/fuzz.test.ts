@@ -49,6 +49,7 @@ beforeAll(async () => {
       ADMIN_API_KEY: ADMIN_KEY,
       LOG_LEVEL: 'warn',
       RATE_LIMIT_PER_MINUTE: '100000',
+      READ_RATE_LIMIT_PER_MINUTE: '100000',
       TENANT_MAX_INFLIGHT: '100000',
     },
     logFile,

@@ -66,6 +66,8 @@ describe('the OpenAPI document', () => {
       bodyLimits: { question: '1kb', documents: '1kb' },
       cache: {} as never,
       rateLimit: (_req, _res, next) => next(),
+      readRateLimit: (_req, _res, next) => next(),
+      quotas: {} as never,
       idempotency: {} as never,
       adminKey: undefined,
       apiKeys: [],
