@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { loadConfig, ConfigError, redactUrl } from '@askq/shared';
+import { loadConfig, ConfigError, withoutCredentials } from '@askq/shared';
 import { startChromaServer } from './lib/chroma-server.js';
 import { freePort, isPortFree } from './lib/free-port.js';
 import { spawnManaged, waitFor, type ManagedProcess } from './lib/managed-process.js';
@@ -202,8 +202,8 @@ try {
       `  health           ${base}/healthz  ${base}/readyz`,
       `  Bull Board       ${base}/admin/queues`,
       `  metrics          ${base}/metrics  (worker: http://localhost:${config.WORKER_METRICS_PORT}/metrics)`,
-      `  Redis            ${redactUrl(redisUrl)}${stores.length ? ' (managed)' : ''}`,
-      `  Chroma           ${redactUrl(chromaUrl)}`,
+      `  Redis            ${withoutCredentials(redisUrl)}${stores.length ? ' (managed)' : ''}`,
+      `  Chroma           ${withoutCredentials(chromaUrl)}`,
       `  data and logs    ${dataDir}`,
       '',
       'Try it:',

@@ -107,16 +107,18 @@ describe('hostile documents at the largest accepted size', () => {
       expect(view.documents[0]?.error).toBeUndefined();
       // Generous on purpose: a blocked loop (the old code) stalled it for minutes.
       expect(slowestMs).toBeLessThan(2_000);
+      // The worker's own measure of its event loop, over the window that held this ingestion.
+      const metrics = await (await fetch(`${worker.url}/metrics`)).text();
+      const lag = Number(/^askq_event_loop_lag_seconds\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
+      expect(lag).toBeGreaterThan(0);
+      expect(lag).toBeLessThan(1);
     }, 60_000);
   }
 
-  it('kept the worker’s event loop free: its lag stayed under a second', async () => {
+  it('did that work on the content threads, every task within its budget', async () => {
     const metrics = await (await fetch(`${worker.url}/metrics`)).text();
-    const lag = Number(/^askq_event_loop_lag_seconds\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
-    expect(lag).toBeGreaterThan(0);
-    expect(lag).toBeLessThan(1);
-    // The work ran on the content threads, every task within its budget.
     expect(metrics).toMatch(/askq_content_task_duration_seconds_count\{[^}]*task="chunk"/);
+    expect(metrics).toMatch(/askq_content_task_duration_seconds_count\{[^}]*task="embedHash"/);
     expect(metrics).not.toMatch(/outcome="too_complex"[^\n]* [1-9]/);
   });
 
@@ -167,7 +169,7 @@ describe('hostile questions of 4,000 characters', () => {
         expect(body.error?.code).toBe('INVALID_REQUEST');
       } else {
         const events = await followEvents(askq.url + body.links!.events);
-        expect(['completed', 'failed']).toContain(events.at(-1)!.event);
+        expect(events.at(-1)!.event, JSON.stringify(events.at(-1))).toBe('completed');
       }
       // The API answers a probe at once meanwhile, and took seconds at most.
       expect((await fetch(`${askq.url}/healthz`)).status).toBe(200);

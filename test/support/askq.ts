@@ -22,7 +22,10 @@ export interface TestAskq {
   ): Promise<{ id: string; events: string; status: number; cached: boolean }>;
   /** Ingests through the API and waits for the ingestion to finish. */
   seed(documents: SeedDocument[], collection?: string): Promise<IngestionView>;
-  /** Starts another worker on the same queues (same environment plus `env`); the caller stops it. */
+  /**
+   * Starts another worker on the same queues (same environment plus `env`, same log, so captured
+   * lines come from both); the caller stops it.
+   */
   addWorker(env?: Record<string, string>): Promise<RunningWorker>;
   stop(): Promise<void>;
 }
@@ -123,7 +126,7 @@ export async function startAskq(
         cached: body.cached === true,
       };
     },
-    addWorker: (extra = {}) => startWorker(loadConfig(WorkerConfig, { ...env, ...extra }), quiet),
+    addWorker: (extra = {}) => startWorker(loadConfig(WorkerConfig, { ...env, ...extra }), log),
     async seed(documents, collection = 'default') {
       const res = await post('/v1/documents', { collection, documents });
       if (res.status !== 202) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);

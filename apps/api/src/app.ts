@@ -75,11 +75,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(cacheClearRoutes(deps.cache, requireAdmin(deps.adminKey, deps.apiKeys.length > 0)));
   app.use(authenticate(deps.apiKeys));
   app.use(requireJson);
-  // Every GET past authentication draws from the tenant's read allowance (a polling loop or an
-  // EventSource reconnecting without pause cannot starve the others); probes above do not.
+  // Every GET (and HEAD, which Express serves with the GET handler) past authentication draws
+  // from the tenant's read allowance: a polling loop or an EventSource reconnecting without pause
+  // cannot starve the others. The probes above do not.
   const readRateLimit = deps.readRateLimit;
   app.use((req, res, next) => {
-    if (req.method !== 'GET') return next();
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     readRateLimit(req, res, () => awaitAdmission(req, res, next));
   });
 

@@ -1,4 +1,4 @@
-import { AppError, type Keys, type Leases } from '@askq/shared';
+import { AppError, INGESTION_LEASE_MS, type Keys, type Leases } from '@askq/shared';
 
 /** A lease on something a tenant holds open; released once. */
 export interface Lease {
@@ -15,9 +15,6 @@ export interface TenantQuotas {
   openStream(tenant: string, streamId: string): Promise<Lease & { renew(): Promise<void> }>;
   queueIngestion(tenant: string, ingestionId: string): Promise<Lease>;
 }
-
-/** How long a lost ingestion's lease outlives it: it counts against the quota until then. */
-export const INGESTION_LEASE_MS = 3_600_000;
 
 export function createTenantQuotas(deps: {
   leases: Leases;

@@ -43,7 +43,10 @@ export const WorkerConfig = BaseConfig.extend({
    * length check (and escalates once, like any failed check).
    */
   MAX_ANSWER_CHARS: z.coerce.number().int().positive().default(8_000),
-  /** `max_tokens` of every LLM request; unset: MAX_ANSWER_CHARS (a token is at least a character). */
+  /**
+   * `max_tokens` of every LLM request; unset: MAX_ANSWER_CHARS / 3 (an English token is about four
+   * characters). An answer the model ends at it fails the length check ("cut off").
+   */
   LLM_MAX_TOKENS: z.coerce.number().int().positive().optional(),
   /** Share of the answer's content words found in the sources needed to pass (0..1). */
   GROUNDING_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
@@ -69,14 +72,15 @@ export const WorkerConfig = BaseConfig.extend({
   CHROMA_WRITE_BATCH: z.coerce.number().int().min(1).max(5_000).default(100),
   /**
    * Threads for the CPU-bound work on questions' text (built-in embedding, the extractive answer,
-   * validation), so the event loop that renews job locks never waits for it.
+   * validation), so the event loop that renews job locks never waits for it. Default: the cores
+   * this process may use, at most 4 (Node 20 does not see a container's CPU quota: set it there).
    */
   CONTENT_THREADS: z.coerce
     .number()
     .int()
     .min(1)
     .max(64)
-    .default(() => availableParallelism()),
+    .default(() => Math.min(4, availableParallelism())),
   /** Threads that chunk and embed documents: apart, so a large ingestion never delays questions. */
   INGEST_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   /**

@@ -2,6 +2,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { RedisClient } from '@askq/shared';
 import {
   AppError,
+  INGESTION_LEASE_MS,
   JOBS,
   toError,
   type IngestionStatus,
@@ -36,17 +37,35 @@ export function createIngestProcessor(deps: {
     const parsed = JOBS.ingest.schema.safeParse(job.data);
     if (!parsed.success) {
       log.error({ jobId: job.id, issues: parsed.error.issues }, 'invalid ingest payload');
+      // Its lease, if the payload says enough to find it, goes with it.
+      const data = job.data as { tenant?: unknown; ingestionId?: unknown } | undefined;
+      if (typeof data?.tenant === 'string' && typeof data.ingestionId === 'string') {
+        await deps.leases
+          .release(keys.tenantIngestions(data.tenant), data.ingestionId)
+          .catch(() => undefined);
+      }
       throw new UnrecoverableError('invalid ingest payload');
     }
     const payload = parsed.data;
     const key = keys.ingestion(payload.ingestionId);
+    const leaseKey = keys.tenantIngestions(payload.tenant);
+    // Renewed as it starts and as it progresses: a long backlog or a long ingestion keeps its
+    // place in the tenant's quota; one whose job is lost lets go after INGESTION_LEASE_MS.
+    const renewLease = () =>
+      deps.leases
+        .renew(leaseKey, payload.ingestionId, INGESTION_LEASE_MS)
+        .catch((e: unknown) => log.debug({ err: toError(e) }, 'ingestion lease not renewed'));
     const ref = { tenant: payload.tenant, collection: payload.collection };
-    const record = (progress: IngestProgress) =>
-      redis.hset(key, {
-        documents: JSON.stringify(progress.documents),
-        chunksDone: progress.chunksDone,
-        chunksTotal: progress.chunksTotal,
-      });
+    const record = async (progress: IngestProgress) => {
+      await Promise.all([
+        redis.hset(key, {
+          documents: JSON.stringify(progress.documents),
+          chunksDone: progress.chunksDone,
+          chunksTotal: progress.chunksTotal,
+        }),
+        renewLease(),
+      ]);
+    };
     const finish = async (
       status: IngestionStatus,
       fields: Record<string, string | number> = {},
@@ -58,12 +77,15 @@ export function createIngestProcessor(deps: {
         .exec();
       // Its lease expires by itself if this fails: the tenant's quota is only held up meanwhile.
       await deps.leases
-        .release(keys.tenantIngestions(payload.tenant), payload.ingestionId)
+        .release(leaseKey, payload.ingestionId)
         .catch((e: unknown) => log.warn({ err: toError(e) }, 'ingestion lease not released'));
       return { status };
     };
 
-    await redis.hset(key, { status: 'active', attempts: job.attemptsStarted });
+    await Promise.all([
+      redis.hset(key, { status: 'active', attempts: job.attemptsStarted }),
+      renewLease(),
+    ]);
     try {
       // The API accepted this for the embedder it was configured with; a worker configured
       // otherwise must not write other vectors into the collection.

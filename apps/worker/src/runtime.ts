@@ -124,8 +124,9 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         models: { fast: config.LLM_MODEL_FAST, smart: config.LLM_MODEL_SMART },
         timeoutMs: config.LLM_TIMEOUT_MS,
         idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
-        // A token is at least a character, so this never cuts an answer the length check accepts.
-        maxTokens: config.LLM_MAX_TOKENS ?? config.MAX_ANSWER_CHARS,
+        // About the longest answer in English tokens (four characters each, with room to spare):
+        // bounded, and small enough for servers whose context leaves little room for the answer.
+        maxTokens: config.LLM_MAX_TOKENS ?? Math.ceil(config.MAX_ANSWER_CHARS / 3),
       })
     : createExtractiveModel({
         tokenDelayMs: config.EXTRACTIVE_TOKEN_DELAY_MS,

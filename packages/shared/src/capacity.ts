@@ -17,8 +17,41 @@ export interface FleetCapacity {
 interface WorkerEntry {
   slots: number;
   serviceMs?: number;
-  /** Epoch ms of the heartbeat. */
+  /** Epoch ms of the heartbeat, by Redis's clock. */
   at: number;
+}
+
+// Heartbeats are stamped, and read, by Redis's own clock (TIME): an API host whose clock runs
+// ahead of a worker's must not take the worker for gone.
+const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+// KEYS: the hash. ARGV: worker id, entry JSON without `at`, the hash's TTL.
+const BEAT_LUA = `
+${NOW}
+local entry = cjson.decode(ARGV[2])
+entry.at = now
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+// KEYS: the hash. Returns Redis's time and every entry.
+const READ_LUA = `
+${NOW}
+return { now, redis.call('HGETALL', KEYS[1]) }
+`;
+
+type CapacityScripts = {
+  askqCapacityBeat(key: string, id: string, entry: string, ttlMs: number): Promise<number>;
+  askqCapacityRead(key: string): Promise<[number, string[]]>;
+};
+
+function scriptsOf(redis: RedisClient): CapacityScripts {
+  if (!('askqCapacityBeat' in redis)) {
+    redis.defineCommand('askqCapacityBeat', { numberOfKeys: 1, lua: BEAT_LUA });
+    redis.defineCommand('askqCapacityRead', { numberOfKeys: 1, lua: READ_LUA });
+  }
+  return redis as unknown as CapacityScripts;
 }
 
 // A mean over roughly the last 20 attempts: it follows load changes within seconds.
@@ -43,15 +76,17 @@ export function createCapacityReporter(
   options: { workerId: string; slots: number; intervalMs: number; onError?: (e: unknown) => void },
 ): CapacityReporter {
   let serviceMs: number | undefined;
+  const scripts = scriptsOf(redis);
   const beat = async () => {
-    const entry: WorkerEntry = { slots: options.slots, at: Date.now() };
+    const entry: Omit<WorkerEntry, 'at'> = { slots: options.slots };
     if (serviceMs !== undefined) entry.serviceMs = Math.round(serviceMs);
     // The hash expires if every worker stops beating: its size is bounded by the live workers.
-    await redis
-      .multi()
-      .hset(keys.workerCapacity, options.workerId, JSON.stringify(entry))
-      .pexpire(keys.workerCapacity, options.intervalMs * STALE_HEARTBEATS * 10)
-      .exec();
+    await scripts.askqCapacityBeat(
+      keys.workerCapacity,
+      options.workerId,
+      JSON.stringify(entry),
+      options.intervalMs * STALE_HEARTBEATS * 10,
+    );
   };
   const timer = setInterval(() => {
     beat().catch((e: unknown) => options.onError?.(e));
@@ -78,14 +113,15 @@ export async function readCapacity(
   keys: Keys,
   intervalMs: number,
 ): Promise<FleetCapacity> {
-  const entries = await redis.hgetall(keys.workerCapacity);
-  const oldest = Date.now() - intervalMs * STALE_HEARTBEATS;
+  const [now, flat] = await scriptsOf(redis).askqCapacityRead(keys.workerCapacity);
+  const oldest = Number(now) - intervalMs * STALE_HEARTBEATS;
   let slots = 0;
   let timedSlots = 0;
   let weighted = 0;
   const stale: string[] = [];
-  for (const [id, raw] of Object.entries(entries)) {
-    const entry = parseEntry(raw);
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const id = flat[i]!;
+    const entry = parseEntry(flat[i + 1]!);
     if (!entry || entry.at < oldest) {
       stale.push(id);
       continue;

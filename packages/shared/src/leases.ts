@@ -13,35 +13,39 @@ export interface Leases {
   release(key: string, id: string): Promise<void>;
 }
 
-// KEYS: the set. ARGV: now, max, expiry, id, ttl. The set itself expires with its last lease.
+/**
+ * How long an ingestion's lease lives unless its worker renews it (at the job's start and with
+ * its progress): an ingestion lost with its job stops counting against its tenant's quota then.
+ */
+export const INGESTION_LEASE_MS = 3_600_000;
+
+// Times are Redis's own (TIME), so processes on hosts whose clocks disagree count alike.
+const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+// KEYS: the set. ARGV: max, id, ttl. The set itself expires with its last lease.
 const ACQUIRE_LUA = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if not redis.call('ZSCORE', KEYS[1], ARGV[4]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   return 0
 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
 `;
 
-// KEYS: the set. ARGV: expiry, id, ttl. Renews only a lease still held.
+// KEYS: the set. ARGV: id, ttl. Renews only a lease still held.
 const RENEW_LUA = `
-if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[2]) == 1 then
-  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+${NOW}
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1]) == 1 then
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 end
 return 1
 `;
 
 type LeaseScripts = {
-  askqLeaseAcquire(
-    key: string,
-    now: number,
-    max: number,
-    expiry: number,
-    id: string,
-    ttl: number,
-  ): Promise<number>;
-  askqLeaseRenew(key: string, expiry: number, id: string, ttl: number): Promise<number>;
+  askqLeaseAcquire(key: string, max: number, id: string, ttl: number): Promise<number>;
+  askqLeaseRenew(key: string, id: string, ttl: number): Promise<number>;
 };
 
 /** Builds the lease sets over a connection the caller owns. */
@@ -53,11 +57,10 @@ export function createLeases(redis: RedisClient): Leases {
   const scripts = redis as unknown as LeaseScripts;
   return {
     async acquire(key, id, max, ttlMs) {
-      const now = Date.now();
-      return (await scripts.askqLeaseAcquire(key, now, max, now + ttlMs, id, ttlMs)) === 1;
+      return (await scripts.askqLeaseAcquire(key, max, id, ttlMs)) === 1;
     },
     async renew(key, id, ttlMs) {
-      await scripts.askqLeaseRenew(key, Date.now() + ttlMs, id, ttlMs);
+      await scripts.askqLeaseRenew(key, id, ttlMs);
     },
     async release(key, id) {
       await redis.zrem(key, id);

@@ -1,11 +1,5 @@
 import { Worker } from 'node:worker_threads';
 
-/** A running watchdog. */
-export interface Watchdog {
-  /** Stops watching (at a clean exit); idempotent. */
-  stop(): Promise<void>;
-}
-
 // The watchdog's thread, as plain JavaScript (no loader needed). It reads the main thread's last
 // heartbeat from shared memory; when the main loop has not beaten for timeoutMs it writes one log
 // line straight to stdout (the main thread, which owns the logger, is the one that is stuck) and
@@ -14,11 +8,10 @@ export interface Watchdog {
 const THREAD = `
 const { workerData } = require('node:worker_threads');
 const { writeSync } = require('node:fs');
-const { buffer, epoch, timeoutMs, checkMs, service } = workerData;
-const beats = new Int32Array(buffer);
+const { buffer, timeoutMs, checkMs, service } = workerData;
+const beats = new BigInt64Array(buffer);
 setInterval(() => {
-  if (Atomics.load(beats, 1) === 1) return;
-  const stalledMs = Date.now() - epoch - Atomics.load(beats, 0);
+  const stalledMs = Date.now() - Number(Atomics.load(beats, 0));
   if (stalledMs <= timeoutMs) return;
   const line = { level: 60, time: Date.now(), service, pid: process.pid, stalledMs, timeoutMs,
     msg: 'event loop blocked past WATCHDOG_TIMEOUT_MS; killing the process' };
@@ -33,11 +26,11 @@ setInterval(() => {
  * nothing, renews no lock and ignores SIGTERM. Killed, it is replaced by whatever runs it (the
  * `npm start` launcher, Docker's restart policy, Kubernetes), and its jobs go to other workers.
  */
-export function startWatchdog(options: { timeoutMs: number; service: string }): Watchdog {
-  const epoch = Date.now();
-  const buffer = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
-  const beats = new Int32Array(buffer);
-  const beat = () => Atomics.store(beats, 0, Date.now() - epoch);
+export function startWatchdog(options: { timeoutMs: number; service: string }): void {
+  // Epoch milliseconds in 64 bits: a 32-bit offset would wrap after 24.9 days of uptime.
+  const buffer = new SharedArrayBuffer(BigInt64Array.BYTES_PER_ELEMENT);
+  const beats = new BigInt64Array(buffer);
+  const beat = () => Atomics.store(beats, 0, BigInt(Date.now()));
   beat();
   const every = Math.max(10, Math.min(1_000, Math.floor(options.timeoutMs / 4)));
   const heart = setInterval(beat, every);
@@ -46,7 +39,6 @@ export function startWatchdog(options: { timeoutMs: number; service: string }): 
     eval: true,
     workerData: {
       buffer,
-      epoch,
       timeoutMs: options.timeoutMs,
       checkMs: every,
       service: options.service,
@@ -54,18 +46,7 @@ export function startWatchdog(options: { timeoutMs: number; service: string }): 
     // The process's own flags (a TypeScript loader, say) are not needed by this plain script.
     execArgv: [],
   });
-  // It must never keep the process alive, nor crash it.
+  // It must never keep the process alive, nor crash it; it lives as long as the process.
   thread.unref();
   thread.on('error', () => {});
-  let stopped: Promise<void> | undefined;
-  return {
-    stop() {
-      stopped ??= (async () => {
-        Atomics.store(beats, 1, 1);
-        clearInterval(heart);
-        await thread.terminate();
-      })();
-      return stopped;
-    },
-  };
 }

@@ -48,11 +48,20 @@ export function eventRoutes(deps: {
     const live = liveStream(id, after, res, deps);
     const leased = deps.quotas.openStream(tenant, randomUUID());
     leased.catch(() => undefined);
-    const dropLease = () =>
+    // Released once, however the request ends: the client may leave during any await below, and
+    // 'close' fires only once, so the listener is in place from the start.
+    let renewal: NodeJS.Timeout | undefined;
+    let dropped = false;
+    const dropLease = () => {
+      if (dropped) return;
+      dropped = true;
+      clearInterval(renewal);
       void leased.then(
         (lease) => lease.release().catch(() => undefined),
         () => undefined,
       );
+    };
+    res.once('close', dropLease);
     let view;
     try {
       view = await deps.questions.get(tenant, id);
@@ -83,17 +92,15 @@ export function eventRoutes(deps: {
       live.cancel();
       throw e instanceof AppError ? e : unavailable(e);
     }
-    // Renewed while open, released at the end: a stream counts against the quota as long as it
-    // lives, and a crashed process's streams stop counting within a few heartbeats.
-    const renewal = setInterval(
-      () => void lease.renew().catch(() => undefined),
-      deps.options.heartbeatMs,
-    );
-    renewal.unref();
-    res.once('close', () => {
-      clearInterval(renewal);
-      void lease.release().catch(() => undefined);
-    });
+    // Renewed while open: a stream counts against the quota as long as it lives, and a crashed
+    // process's streams stop counting within a few heartbeats.
+    if (!dropped) {
+      renewal = setInterval(
+        () => void lease.renew().catch(() => undefined),
+        deps.options.heartbeatMs,
+      );
+      renewal.unref();
+    }
     await live.serve();
   });
 

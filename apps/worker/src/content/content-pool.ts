@@ -48,11 +48,11 @@ const THREAD_ENTRY = fileURLToPath(new URL('./thread.mjs', import.meta.url));
  * this thread, which a timer reads while tasks are out.
  */
 export function createContentPool(options: ContentPoolOptions): ContentPool {
-  const epoch = Date.now();
-  const shared = new SharedArrayBuffer(SLOTS * Int32Array.BYTES_PER_ELEMENT);
-  const startedAt = new Int32Array(shared);
+  // Epoch milliseconds in 64 bits (0: not started): a 32-bit offset would wrap after 24.9 days.
+  const shared = new SharedArrayBuffer(SLOTS * BigInt64Array.BYTES_PER_ELEMENT);
+  const startedAt = new BigInt64Array(shared);
   const free = Array.from({ length: SLOTS }, (_, i) => SLOTS - 1 - i);
-  const workerData: PoolData = { started: shared, epoch };
+  const workerData: PoolData = { started: shared };
   const piscina = new Piscina({
     filename: THREAD_ENTRY,
     minThreads: options.threads,
@@ -74,9 +74,9 @@ export function createContentPool(options: ContentPoolOptions): ContentPool {
   let timer: NodeJS.Timeout | undefined;
   const tick = Math.min(250, Math.max(10, Math.floor(options.budgetMs / 4)));
   const check = () => {
-    const now = Date.now() - epoch;
+    const now = Date.now();
     for (const task of running) {
-      const started = Atomics.load(startedAt, task.slot);
+      const started = Number(Atomics.load(startedAt, task.slot));
       if (started > 0 && now - started > options.budgetMs) {
         task.expired = true;
         task.controller.abort();
@@ -97,7 +97,7 @@ export function createContentPool(options: ContentPoolOptions): ContentPool {
         retryAfterSeconds: 1,
       });
     }
-    Atomics.store(startedAt, slot, 0);
+    Atomics.store(startedAt, slot, 0n);
     const entry: Running = { slot, controller: new AbortController(), expired: false };
     running.add(entry);
     timer ??= setInterval(check, tick).unref();

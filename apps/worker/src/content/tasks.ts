@@ -15,18 +15,16 @@ export interface TaskEnvelope {
   slot: number;
 }
 
-/** Shared with the pool: the start time of the task in each slot, in ms since `epoch`. */
+/** Shared with the pool: the start time of the task in each slot, epoch ms (0: not started). */
 export interface PoolData {
   started: SharedArrayBuffer;
-  epoch: number;
 }
 
-const { started, epoch } = workerData as PoolData;
-const startedAt = new Int32Array(started);
+const { started } = workerData as PoolData;
+const startedAt = new BigInt64Array(started);
 
 function begin(envelope: TaskEnvelope): void {
-  // Never 0: 0 means "not started yet".
-  Atomics.store(startedAt, envelope.slot, Math.max(1, Date.now() - epoch));
+  Atomics.store(startedAt, envelope.slot, BigInt(Date.now()));
 }
 
 export function chunk(

@@ -45,7 +45,8 @@ export class ContentTooComplexError extends AppError {
  * re-running is safe because chunk ids are stable and each change carries its sequence number.
  * A document the embeddings server rejects, or one with too many chunks, is reported on its own
  * and the others go on. A document whose processing runs past its time budget ends the ingestion
- * (ContentTooComplexError): the next ones could cost as much again, and it is not retried.
+ * (ContentTooComplexError): the next ones could cost as much again, and it is not retried. The
+ * documents stored before it stay; the others are reported "not processed".
  */
 export async function upsertDocuments(
   ref: CollectionRef,
@@ -58,11 +59,18 @@ export async function upsertDocuments(
     chunksDone: 0,
     chunksTotal: 0,
   };
+  // Documents whose chunks are in the store: all are chunked before any is stored.
+  const stored = new Set<number>();
   const tooComplex = (i: number, e: AppError): never => {
     progress.documents.forEach((outcome, j) => {
-      if (j === i) outcome.error = `${e.code}: ${e.message}`;
-      else if (j > i) outcome.error = 'not processed: an earlier document was too complex';
+      if (j === i) {
+        outcome.error = `${e.code}: ${e.message}`;
+      } else if (!stored.has(j) && !outcome.error) {
+        outcome.error = 'not processed: another document of this ingestion was too complex';
+      }
+      if (!stored.has(j)) outcome.chunks = 0;
     });
+    progress.chunksTotal = progress.chunksDone;
     throw new ContentTooComplexError(progress, e);
   };
   // All documents are chunked first, so progress knows the total from the start.
@@ -123,6 +131,7 @@ export async function upsertDocuments(
       }
       await deps.registry.applyDocument(ref.tenant, ref.collection, doc.id, doc.seq, chunks.length);
     });
+    stored.add(i);
     progress.chunksDone += chunks.length;
     await onProgress(progress);
   }

@@ -27,6 +27,8 @@ export async function generate(
   let firstTokenMs: number | undefined;
   let usage: Usage | undefined;
   let truncated = false;
+  // Servers stream about one token a chunk: the count stands in when a cut stream sends no usage.
+  let chunks = 0;
   for await (const chunk of deps.model.stream({ ...input, signal })) {
     if (chunk.type === 'usage') {
       usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens };
@@ -37,6 +39,7 @@ export async function generate(
       continue;
     }
     firstTokenMs ??= performance.now() - started;
+    chunks++;
     const room = deps.maxChars - answer.length;
     const text = chunk.text.length > room ? chunk.text.slice(0, room) : chunk.text;
     if (text !== '') {
@@ -53,7 +56,8 @@ export async function generate(
   const output: GenerationOutput = {
     answer,
     model: deps.model.modelFor(input.route),
-    usage: usage ?? { promptTokens: 0, completionTokens: 0 },
+    // A stream askq ended itself sends no usage: the chunks received estimate what it cost.
+    usage: usage ?? { promptTokens: 0, completionTokens: truncated ? chunks : 0 },
   };
   if (firstTokenMs !== undefined) output.firstTokenMs = firstTokenMs;
   if (truncated) output.truncated = true;
