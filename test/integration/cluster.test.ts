@@ -125,9 +125,15 @@ describe('on a Redis Cluster', () => {
 
     // Each question ran from the shard its id names; the shards live on different masters.
     const shards = questionShards(createKeys(prefix), SHARDS);
+    // BullMQ moves a job to `completed` after its processor returns, which is after the client
+    // saw the `completed` event: wait for that move, it is not a race askq could close.
     for (const id of ids) {
       const shard = shards[shardOf(id, SHARDS)]!;
-      expect(await client.zscore(`${shard.prefix}:questions:completed`, id)).not.toBeNull();
+      await vi.waitFor(
+        async () =>
+          expect(await client.zscore(`${shard.prefix}:questions:completed`, id)).not.toBeNull(),
+        { timeout: 10_000, interval: 50 },
+      );
     }
     const masters = await Promise.all(shards.map((s) => cluster.masterOf(s.prefix)));
     expect(new Set(masters.map((m) => m.port)).size).toBe(SHARDS);
