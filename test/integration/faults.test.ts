@@ -229,7 +229,7 @@ describe('workers that die or stop', () => {
       expect(rest.at(-1)!.event).toBe('failed');
       expect(
         (rest.at(-1)!.data as { error: { code: string; message: string } }).error,
-      ).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/stalled/) });
+      ).toMatchObject({ code: 'LOST', message: expect.stringMatching(/stalled/) });
     } finally {
       await last.process.stop();
     }
@@ -350,8 +350,8 @@ describe("a Redis failover that loses a question's last event", () => {
       expect(resumed.map((e) => e.event)).toEqual(['failed']);
       expect(resumed[0]!.data).toMatchObject({
         error: {
-          code: 'UNAVAILABLE',
-          message: expect.stringMatching(/answer was lost .*failover.*; ask again/),
+          code: 'LOST',
+          message: expect.stringMatching(/was lost .*failover.*; ask again/),
         },
       });
       expect(await status(askq, lost.id)).toBe('failed');

@@ -10,6 +10,7 @@ import {
   IngestionViewSchema,
   IngestRequest,
   QuestionViewSchema,
+  CancelAnswerSchema,
 } from '@askq/shared';
 
 type Json = Record<string, unknown>;
@@ -109,6 +110,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
         AskRequest: schemaOf(AskRequest, 'input'),
         AskAccepted: schemaOf(AskAcceptedSchema),
         Question: schemaOf(QuestionViewSchema),
+        CancelAnswer: schemaOf(CancelAnswerSchema),
         IngestRequest: schemaOf(IngestRequest, 'input'),
         IngestAccepted: schemaOf(IngestAcceptedSchema),
         Ingestion: schemaOf(IngestionViewSchema),
@@ -163,10 +165,13 @@ export function createOpenApiDocument(options: { version: string }): Json {
           summary: 'Cancel a question',
           operationId: 'cancelQuestion',
           responses: {
-            '200': json(ref('Question'), 'It was queued: cancelled at once'),
+            '200': json(
+              ref('CancelAnswer'),
+              'It was queued: cancelled at once. Or other clients asked the same question and joined it (coalesced): this client lets go of it (`detached: true`) and it goes on for them',
+            ),
             '202': json(
-              ref('Question'),
-              'It is running: the worker aborts it and writes `cancelled`',
+              ref('CancelAnswer'),
+              'It is running: the cancel is recorded, the worker aborts it and writes `cancelled`',
             ),
             ...pick(400, 401, 404, 409, 503),
           },

@@ -18,11 +18,11 @@ import {
   type CacheIdentity,
   type QuestionResult,
   type AskqMetrics,
-  type EventLog,
   type Keys,
   type Logger,
   type QuestionJob,
   type QuestionRecordFields,
+  type QuestionStore,
   type QuestionView,
 } from '@askq/shared';
 
@@ -40,11 +40,14 @@ export interface QuestionService {
    */
   ask(tenant: string, request: AskRequest, admitted?: Promise<void>): Promise<AskOutcome>;
   get(tenant: string, id: string): Promise<QuestionView>;
-  /** Cancels a question: `cancelled` at once when it was queued, `cancelling` when it is running. */
+  /**
+   * Cancels a question: `cancelled` at once when it was queued, `cancelling` when it is running,
+   * `detached` when other clients still hold it (it goes on for them).
+   */
   cancel(
     tenant: string,
     id: string,
-  ): Promise<{ view: QuestionView; outcome: 'cancelled' | 'cancelling' }>;
+  ): Promise<{ view: QuestionView; outcome: 'cancelled' | 'cancelling' | 'detached' }>;
 }
 
 /** Builds the question service over clients the caller owns. */
@@ -52,7 +55,6 @@ export function createQuestionService(deps: {
   redis: RedisClient;
   /** The question queue's shards; a question's id picks its shard. */
   queues: Array<Queue<QuestionJob>>;
-  events: EventLog;
   keys: Keys;
   log: Logger;
   metrics: AskqMetrics;
@@ -64,52 +66,32 @@ export function createQuestionService(deps: {
   maxInFlight: number;
   /** Refuses new questions the fleet could not answer in time (SPEC 7). */
   shedder: LoadShedder;
+  /** The owner of question records: every write to one goes through it. */
+  store: QuestionStore;
 }): QuestionService {
-  const { redis, queues, events, keys, log, metrics, cache, inFlightTtlMs, slots } = deps;
+  const { redis, queues, keys, log, metrics, cache, inFlightTtlMs, slots, store } = deps;
   const queueOf = (id: string) => queues[shardOf(id, queues.length)]!;
   const epochs = lastEpochs();
 
   const get = async (tenant: string, id: string): Promise<QuestionView> => {
     if (!QUESTION_ID.test(id)) throw notFound(id);
-    const hash = await redis.hgetall(keys.question(id)).catch(unavailable);
-    const view = toQuestionView(id, hash);
+    const stored = await store.read(id).catch(unavailable);
+    const view = stored && toQuestionView(id, stored);
     // Another tenant's question is reported as missing, not forbidden: ids must not leak.
-    if (!view || hash.tenant !== tenant) throw notFound(id);
+    if (!view || stored.tenant !== tenant) throw notFound(id);
     return view;
   };
 
   /**
-   * Writes a new question's record and its `queued` event. They exist before the job, so a worker
-   * never sees a job without its record and a client can open the stream the moment it has the id.
+   * Writes a new question's record, its `queued` event and its deadline. They exist before the
+   * job, so a worker never sees a job without its record and a client can open the stream the
+   * moment it has the id.
    */
-  const createRecord = async (
-    tenant: string,
-    request: AskRequest,
-    id: string,
-    inFlightKey?: string,
-  ): Promise<QuestionRecordFields> => {
-    const record: QuestionRecordFields = {
-      ...recordOf(tenant, request, Date.now()),
-      status: 'queued',
-      ...(inFlightKey ? { inFlightKey } : {}),
-    };
-    await events
-      .append(
-        id,
-        { event: 'status', data: { status: 'queued', attempt: 1 } },
-        { set: { ...record } },
-      )
-      .catch(unavailable);
-    return record;
-  };
+  const createRecord = (tenant: string, request: AskRequest, id: string, inFlightKey?: string) =>
+    store.create(id, tenant, request, inFlightKey).catch(unavailable);
 
   /** Removes a question whose id was never handed out, and gives its slot (if any) back. */
-  const discard = async (tenant: string, id: string) => {
-    await Promise.all([
-      redis.del(keys.question(id), keys.events(id)),
-      slots.release(tenant, id),
-    ]).catch(() => undefined);
-  };
+  const discard = (tenant: string, id: string) => store.discard(id, tenant);
 
   /**
    * Writes the record, takes a tenant slot and (for a cached question) registers it in flight,
@@ -162,30 +144,23 @@ export function createQuestionService(deps: {
       await queueOf(id).add(JOBS.question.name, payload, { jobId: id });
       queueing?.added();
     } catch (e) {
-      await abandon(tenant, id, record.inFlightKey, e);
+      await abandon(tenant, id, record, e);
       unavailable(e);
     }
     log.info({ questionId: id, tenant, length: request.question.length }, 'question queued');
     return viewOf(id, record);
   };
 
-  const abandon = async (
-    tenant: string,
-    id: string,
-    inFlightKey: string | undefined,
-    e: unknown,
-  ) => {
-    if (!inFlightKey) return discard(tenant, id);
-    await slots.release(tenant, id).catch(() => undefined);
+  const abandon = async (tenant: string, id: string, record: QuestionRecordFields, e: unknown) => {
+    if (!record.inFlightKey) return discard(tenant, id);
     const error = toPublicError(e instanceof AppError ? e : toUnavailable(e)).body.error;
-    await events
-      .append(
+    await store
+      .finish(
         id,
-        { event: 'failed', data: { error } },
-        { set: { status: 'failed', finishedAt: Date.now(), error: JSON.stringify(error) } },
+        { status: 'failed', error },
+        { tenant, createdAt: Number(record.createdAt), inFlightKey: record.inFlightKey },
       )
       .catch(() => undefined);
-    await cache.releaseInFlight(inFlightKey, id).catch(() => undefined);
   };
 
   /** The question `owner` as a view a newcomer may join: it exists and has not finished. */
@@ -207,7 +182,6 @@ export function createQuestionService(deps: {
   ): Promise<QuestionView> => {
     const started = performance.now();
     const id = randomUUID();
-    const createdAt = Date.now();
     const result: QuestionResult = {
       ...hit.result,
       cached: true,
@@ -215,34 +189,15 @@ export function createQuestionService(deps: {
       usage: { promptTokens: 0, completionTokens: 0 },
       timings: { queueMs: 0, retrievalMs: 0, generationMs: 0, validationMs: 0, totalMs: 0 },
     };
-    const record: QuestionRecordFields = {
-      ...recordOf(tenant, request, createdAt),
-      status: 'completed',
-      startedAt: String(createdAt),
-    };
     result.timings.totalMs = Math.round(performance.now() - started);
-    await events
-      .appendAll(id, [
-        {
-          event: { event: 'sources', data: { sources: result.sources } },
-          options: { set: { ...record, status: 'active' } },
-        },
-        { event: { event: 'token', data: { text: result.answer, attempt: 1 } } },
-        {
-          event: { event: 'completed', data: { result } },
-          options: {
-            set: { status: 'completed', finishedAt: Date.now(), result: JSON.stringify(result) },
-          },
-        },
-      ])
-      .catch(unavailable);
-    metrics.questions.labels('completed', 'true').inc();
-    metrics.questionDuration.labels('completed').observe(result.timings.totalMs / 1_000);
+    const record = await store.createAnswered(id, tenant, request, result).catch(unavailable);
     log.info({ questionId: id, tenant, cached: 'exact' }, 'question answered from cache');
-    return { ...viewOf(id, record), finishedAt: new Date().toISOString(), result };
+    return { ...viewOf(id, record), result };
   };
 
-  const joined = (tenant: string, view: QuestionView): AskOutcome => {
+  /** The newcomer holds the running question too: its own cancel only lets go of it. */
+  const joined = async (tenant: string, view: QuestionView): Promise<AskOutcome> => {
+    await store.join(view.id).catch(unavailable);
     log.info({ questionId: view.id, tenant }, 'question joined one in flight');
     return { kind: 'coalesced', view };
   };
@@ -335,49 +290,61 @@ export function createQuestionService(deps: {
       if (TERMINAL_STATUSES.has(view.status)) {
         throw new AppError('CONFLICT', `question ${id} is already ${view.status}`);
       }
-      const job = await queueOf(id).getJob(id).catch(unavailable);
-      const state = job ? await job.getState().catch(unavailable) : 'unknown';
-      if (
-        job &&
-        ['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children'].includes(state)
-      ) {
-        try {
-          // remove() refuses a job that a worker has just locked; then it is active after all.
-          await job.remove();
-          const finishedAt = Date.now();
-          const appended = await events.append(
+      // Recorded first, durably: from here the question ends `cancelled` whoever ends it (the
+      // worker holding it, this process below, or the sweep if both fail), so a cancel that
+      // answers 202 is never lost. A client that joined the question only lets go of it.
+      const request = await store.requestCancel(id).catch(unavailable);
+      if (request === 'detached') {
+        log.info({ questionId: id }, 'a client let go of a question others still hold');
+        return { view, outcome: 'detached' };
+      }
+      const queued = await removeQueuedJob(id);
+      if (queued) {
+        const stored = await store.read(id).catch(() => undefined);
+        const ended = await store
+          .finish(
             id,
-            { event: 'cancelled', data: {} },
-            { set: { status: 'cancelled', finishedAt } },
-          );
-          // Workers count the questions they finish; a question cancelled in the queue is ours.
-          if (appended !== null) {
-            const { inFlightKey } = await redis.hgetall(keys.question(id));
-            if (inFlightKey) await cache.releaseInFlight(inFlightKey, id);
-            await slots.release(tenant, id);
-            metrics.questions.labels('cancelled', 'false').inc();
-            metrics.questionDuration
-              .labels('cancelled')
-              .observe((finishedAt - Date.parse(view.createdAt)) / 1_000);
-          }
-          return { view: await get(tenant, id), outcome: 'cancelled' };
-        } catch (e) {
-          log.debug({ err: toError(e), questionId: id }, 'queued job could not be removed');
-        }
+            { status: 'cancelled' },
+            {
+              tenant,
+              createdAt: Date.parse(view.createdAt),
+              inFlightKey: stored?.inFlightKey,
+            },
+          )
+          .catch((e: unknown) => {
+            log.warn({ err: toError(e), questionId: id }, 'cancelled event not written yet');
+            return false;
+          });
+        if (ended) return { view: await get(tenant, id), outcome: 'cancelled' };
       }
       // Only the process holding the job can abort it, and we do not know which one: broadcast.
-      // The flag is the durable half: if the broadcast is missed, the worker's next event append
-      // is refused and it stops there (within a token batch).
-      await redis
-        .multi()
-        .hset(keys.question(id), 'cancelRequested', '1')
-        .publish(keys.cancelChannel, id)
-        .exec()
-        .catch(unavailable);
-      log.info({ questionId: id, state }, 'cancel requested');
-      return { view: await get(tenant, id), outcome: 'cancelling' };
+      // If the broadcast is missed, the worker's next event append is refused (the cancel is in
+      // the record) and it stops there, within a token batch.
+      await redis.publish(keys.cancelChannel, id).catch((e: unknown) => {
+        log.warn({ err: toError(e), questionId: id }, 'cancel broadcast failed; the record has it');
+      });
+      log.info({ questionId: id }, 'cancel requested');
+      return { view: await get(tenant, id).catch(() => view), outcome: 'cancelling' };
     },
   };
+
+  /** Removes a question's job if it is still waiting; false if a worker holds it (or it is gone). */
+  async function removeQueuedJob(id: string): Promise<boolean> {
+    try {
+      const job = await queueOf(id).getJob(id);
+      if (!job) return false;
+      const state = await job.getState();
+      if (!['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children'].includes(state)) {
+        return false;
+      }
+      // remove() refuses a job that a worker has just locked; then it is active after all.
+      await job.remove();
+      return true;
+    } catch (e) {
+      log.debug({ err: toError(e), questionId: id }, 'queued job could not be removed');
+      return false;
+    }
+  }
 }
 
 /** The last cache epoch seen per tenant and collection, a guess that is checked before it is used. */
@@ -391,20 +358,6 @@ function lastEpochs() {
       if (seen.size >= 10_000) seen.clear();
       seen.set(nameOf(identity), epoch);
     },
-  };
-}
-
-/** The fields every new question record starts with. */
-function recordOf(tenant: string, request: AskRequest, createdAt: number) {
-  return {
-    tenant,
-    question: request.question,
-    collection: request.collection,
-    model: request.model,
-    topK: String(request.topK),
-    cache: String(request.cache),
-    createdAt: String(createdAt),
-    attempts: '0',
   };
 }
 

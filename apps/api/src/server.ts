@@ -4,6 +4,7 @@ import {
   createAnswerCache,
   createTenantSlots,
   createLeases,
+  createQuestionStore,
   createAskqMetrics,
   createCollectionRegistry,
   createEventLog,
@@ -115,7 +116,10 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     questions: createQuestionService({
       redis: data,
       queues: questionQueues,
-      events,
+      store: createQuestionStore(
+        { redis: data, keys, events, slots, cache: answerCache, metrics, log },
+        { jobTimeoutMs: config.JOB_TIMEOUT_MS, resultTtlSeconds: config.RESULT_TTL_SECONDS },
+      ),
       keys,
       log,
       metrics,

@@ -7,6 +7,11 @@ import {
   toCollectionState,
   toError,
   type AnswerCache,
+  type AppendOptions,
+  type AskEvent,
+  type FinishContext,
+  type Outcome,
+  type QuestionStore,
   type AskqMetrics,
   type CachedAnswer,
   type CacheEpoch,
@@ -22,7 +27,6 @@ import {
   type Route,
   type Source,
   type StageName,
-  type TenantSlots,
   type Usage,
   type Validation,
 } from '@askq/shared';
@@ -57,13 +61,14 @@ export interface PipelineDeps {
   redis: RedisClient;
   keys: Keys;
   events: EventLog;
+  /** The owner of question records: every record write of an attempt goes through it. */
+  questions: QuestionStore;
   log: Logger;
   embedder: Embedder;
   store: KnowledgeStore;
   registry: CollectionRegistry;
   cache: AnswerCache;
   semanticCache: SemanticCache;
-  slots: TenantSlots;
   model: ChatModel;
   /** CPU-bound work on the question's text, off the event loop (validation here). */
   content: ContentWork;
@@ -94,19 +99,6 @@ interface AnswerDetail {
 export function createQuestionProcessor(deps: PipelineDeps) {
   const { log, settings, metrics } = deps;
 
-  /** Counts a terminal event once: only the append that landed counts (delivery is at-least-once). */
-  const countFinished = (
-    landed: boolean,
-    outcome: string,
-    q: QuestionJob,
-    finishedAt: number,
-    cached = false,
-  ) => {
-    if (!landed) return;
-    metrics.questions.labels(outcome, String(cached)).inc();
-    metrics.questionDuration.labels(outcome).observe((finishedAt - q.enqueuedAt) / 1_000);
-  };
-
   // Three parameters: BullMQ passes the cancellation signal only to processors that declare it.
   return async function processQuestion(
     job: Job,
@@ -121,27 +113,32 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     const q = parsed.data;
     // Everything the attempt needs to know first, sent together (the connection auto-pipelines:
     // one round trip per Redis node; on a cluster these keys live in different slots).
-    const [fields, generation, collectionHash] = await Promise.all([
-      deps.redis.hmget(
-        deps.keys.question(q.id),
-        'status',
-        'startedAt',
-        'retryAttempt',
-        'inFlightKey',
-      ),
+    const [record, generation, collectionHash] = await Promise.all([
+      deps.questions.read(q.id),
       deps.redis.get(deps.keys.cacheGeneration),
       deps.redis.hgetall(deps.keys.collection(q.tenant, q.collection)),
     ]);
-    const [status = null, firstStartedAt = null, retryAttempt = null, inFlightKey = null] = fields;
+    const status = record?.status ?? null;
+    const firstStartedAt = record?.startedAt ?? null;
+    const retryAttempt = record?.retryAttempt ?? null;
+    const inFlightKey = record?.inFlightKey;
+    // How this attempt ends the question: through its sink, so the terminal event follows the
+    // tokens queued there; the store releases and counts.
+    const finishVia = (sink: EventSink) => ({
+      tenant: q.tenant,
+      createdAt: q.enqueuedAt,
+      inFlightKey,
+      append: (event: AskEvent, options: AppendOptions) => sink.emit(event, options),
+    });
     const collection = toCollectionState(collectionHash);
     // The epoch is read before retrieval: an answer is only ever stored under the epoch it was
     // made in (or an older one, which then simply never matches).
     const epoch: CacheEpoch | undefined = q.cache
       ? { version: collection?.version ?? 0, generation: Number(generation ?? 0) }
       : undefined;
-    if (status === null || TERMINAL_STATUSES.has(status as QuestionStatus)) {
+    if (status === null || TERMINAL_STATUSES.has(status)) {
       log.info({ questionId: q.id, status }, 'question already finished or expired; skipping');
-      return { status: (status ?? 'failed') as QuestionStatus };
+      return { status: status ?? 'failed' };
     }
 
     const attempt = Math.max(1, job.attemptsStarted);
@@ -185,7 +182,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     // A later attempt owns the question: this worker lost the job's lock (in a Redis failover,
     // say) and BullMQ handed the job to another. This one ends without a word or a release.
     const superseded = async () =>
-      Number(await deps.redis.hget(deps.keys.question(q.id), 'attempts').catch(() => 0)) > attempt;
+      Number((await deps.questions.read(q.id).catch(() => undefined))?.attempts ?? 0) > attempt;
     const abandon = () => {
       log.warn({ questionId: q.id, attempt }, 'a later attempt took this question over; stopping');
       throw new Error(`attempt ${attempt} of question ${q.id} was superseded`);
@@ -200,19 +197,8 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     if (firstStartedAt === null) metrics.queueWait.observe((startedAt - q.enqueuedAt) / 1_000);
     sink.send(
       { event: 'status', data: { status: 'active', attempt } },
-      { set: { status: 'active', startedAt: firstStartedAt ?? startedAt, attempts: attempt } },
+      { set: deps.questions.activeFields(attempt, Number(firstStartedAt ?? startedAt)) },
     );
-
-    // At the end: the tenant's in-flight slot is free again, and identical questions that arrive
-    // from now on start their own run instead of joining this one.
-    const release = async () => {
-      await Promise.all([
-        deps.slots.release(q.tenant, q.id),
-        inFlightKey ? deps.cache.releaseInFlight(inFlightKey, q.id) : undefined,
-      ]).catch((e: unknown) => {
-        log.warn({ err: toError(e), questionId: q.id }, 'could not release the question');
-      });
-    };
     const timings: StageTimings = { retrieval: 0, generation: 0, validation: 0 };
     try {
       const { result, detail } = await answer(q, attempt, sink, timings, stop, epoch, collection);
@@ -231,14 +217,13 @@ export function createQuestionProcessor(deps: PipelineDeps) {
             : undefined,
         ]);
       }
-      const landed = await sink.emit(
-        { event: 'completed', data: { result } },
-        { set: { status: 'completed', finishedAt, stage: '', result: JSON.stringify(result) } },
+      const landed = await deps.questions.finish(
+        q.id,
+        { status: 'completed', result, cached: result.cached },
+        finishVia(sink),
       );
       if (!landed && (await superseded())) return abandon();
-      countFinished(landed, 'completed', q, finishedAt, result.cached);
       logFinished(log, q, result, detail);
-      await release();
       return { status: 'completed' };
     } catch (e) {
       if (stopCause === 'refused' && (await superseded())) return abandon();
@@ -246,7 +231,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
         ...resultTimings(timings),
         queueMs: Number(firstStartedAt ?? startedAt) - q.enqueuedAt,
       };
-      return await fail(q, job, attempt, sink, stopReason(e), release, spent);
+      return await fail(q, job, attempt, sink, stopReason(e), finishVia(sink), spent);
     } finally {
       clearTimeout(timeLimit);
       signal?.removeEventListener('abort', onCancel);
@@ -284,7 +269,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       signal.throwIfAborted();
       sink.send(
         { event: 'stage', data: { stage: name, state: 'started' } },
-        { set: { stage: name } },
+        { set: deps.questions.stageFields(name) },
       );
       const started = performance.now();
       const elapsed = () => Math.round(performance.now() - started);
@@ -465,7 +450,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     attempt: number,
     sink: EventSink,
     thrown: unknown,
-    release: () => Promise<void>,
+    finishing: FinishContext,
     spent: QuestionResult['timings'],
   ): Promise<never> {
     const error = asAppError(thrown);
@@ -482,18 +467,13 @@ export function createQuestionProcessor(deps: PipelineDeps) {
         },
         'question finished',
       );
+    const end = (outcome: Outcome) =>
+      deps.questions.finish(q.id, outcome, finishing).catch((e: unknown) => {
+        log.warn({ err: toError(e), questionId: q.id }, `could not record ${outcome.status}`);
+        return false;
+      });
     if (error.code === 'CANCELLED') {
-      const landed = await sink
-        .emit(
-          { event: 'cancelled', data: {} },
-          { set: { status: 'cancelled', finishedAt, stage: '' } },
-        )
-        .catch((e: unknown) => {
-          log.warn({ err: toError(e), questionId: q.id }, 'could not record cancel');
-          return false;
-        });
-      countFinished(landed, 'cancelled', q, finishedAt);
-      await release();
+      await end({ status: 'cancelled' });
       finished('cancelled');
       throw new UnrecoverableError('cancelled');
     }
@@ -502,7 +482,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       await sink
         .emit(
           { event: 'retry', data: { attempt: attempt + 1, reason: error.code } },
-          { set: { status: 'queued', stage: '', retryAttempt: attempt + 1 } },
+          { set: deps.questions.retryFields(attempt + 1) },
         )
         .catch(() => undefined);
       log.warn(
@@ -511,18 +491,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       );
       throw error;
     }
-    const publicError = { code: error.code, message: error.message };
-    const landed = await sink
-      .emit(
-        { event: 'failed', data: { error: publicError } },
-        { set: { status: 'failed', finishedAt, stage: '', error: JSON.stringify(publicError) } },
-      )
-      .catch((e: unknown) => {
-        log.warn({ err: toError(e), questionId: q.id }, 'could not record failure');
-        return false;
-      });
-    countFinished(landed, 'failed', q, finishedAt);
-    await release();
+    await end({ status: 'failed', error: { code: error.code, message: error.message } });
     log.warn({ questionId: q.id, attempt, code: error.code, err: error }, 'question failed');
     finished('failed');
     throw new UnrecoverableError(error.message);

@@ -4,6 +4,7 @@ import { Worker, type Job } from 'bullmq';
 import {
   createAnswerCache,
   createCapacityReporter,
+  createQuestionStore,
   createLeases,
   createTenantSlots,
   createAskqMetrics,
@@ -33,7 +34,7 @@ import type { Embedder } from './embeddings/embedder.js';
 import { createHashEmbedder } from './embeddings/hash-embedder.js';
 import { createOpenAiEmbedder } from './embeddings/openai-embedder.js';
 import { createIngestProcessor } from './ingestion.js';
-import { createLostQuestions } from './lost-questions.js';
+import { createQuestionSweep } from './question-sweep.js';
 import type { IngestDeps } from './knowledge/ingest.js';
 import { createChromaStore } from './knowledge/chroma-store.js';
 import { readDocuments, seedCollection } from './knowledge/seed.js';
@@ -146,20 +147,31 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     );
   }
 
-  const questionState = {
+  const events = createEventLog(data, keys, {
+    maxLen: config.EVENT_LOG_MAX_LEN,
+    ttlSeconds: config.RESULT_TTL_SECONDS,
+  });
+  const answerCache = createAnswerCache(data, keys, { ttlSeconds: config.CACHE_TTL_SECONDS });
+  const questions = createQuestionStore(
+    {
+      redis: data,
+      keys,
+      events,
+      slots: createTenantSlots(data, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS }),
+      cache: answerCache,
+      metrics,
+      log,
+    },
+    { jobTimeoutMs: config.JOB_TIMEOUT_MS, resultTtlSeconds: config.RESULT_TTL_SECONDS },
+  );
+  const processor = createQuestionProcessor({
     redis: data,
     keys,
-    events: createEventLog(data, keys, {
-      maxLen: config.EVENT_LOG_MAX_LEN,
-      ttlSeconds: config.RESULT_TTL_SECONDS,
-    }),
-    slots: createTenantSlots(data, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS }),
-    cache: createAnswerCache(data, keys, { ttlSeconds: config.CACHE_TTL_SECONDS }),
+    events,
+    questions,
+    cache: answerCache,
     metrics,
     log,
-  };
-  const processor = createQuestionProcessor({
-    ...questionState,
     embedder,
     store,
     registry: collections,
@@ -186,7 +198,6 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     },
   });
 
-  const lost = createLostQuestions(questionState);
   // One BullMQ worker per question queue shard, all in this process. Shards fill evenly (ids are
   // hashed), so the process's concurrency is split evenly between them.
   const shards = questionShards(keys, config.QUEUE_SHARDS);
@@ -210,6 +221,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     }
   };
   // Workers block on Redis (BZPOPMIN on the queue's marker): no polling, pickup in milliseconds.
+  const sweep = createQuestionSweep({
+    store: questions,
+    redis: data,
+    log,
+    jobTimeoutMs: config.JOB_TIMEOUT_MS,
+    // BullMQ keeps a job in the hash `<prefix>:<queue>:<job id>`; job ids are question ids.
+    jobKey: (id) => `${shards[shardOf(id, shards.length)]!.prefix}:${JOBS.question.queue}:${id}`,
+  });
   const questionWorkers = shards.map((shard) => {
     const worker = new Worker(JOBS.question.queue, timedProcessor, {
       connection: redis,
@@ -232,22 +251,18 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     worker.on('error', (e: unknown) =>
       log.warn({ err: toError(e), shard: shard.index }, 'worker error'),
     );
-    worker.on('failed', (job, e) => void lost.onFailed(job, e));
+    worker.on('failed', (job, e) => void sweep.onFailed(job, e));
     return worker;
   });
-  // One worker an interval (whoever takes the lock) looks at every shard's recently finished jobs
-  // for questions a failover left open. The lock lapses a little before the next round.
-  const finished = questionWorkers.map((w) => ({
-    completed: w.toKey('completed'),
-    failed: w.toKey('failed'),
-  }));
+  // One worker an interval (whoever takes the lock) ends the questions nothing else will: past
+  // their deadline, or open without a job. The lock lapses a little before the next round.
   const sweepOrphans = async () => {
     try {
       const interval = config.ORPHAN_SWEEP_INTERVAL_MS;
       const won = await data.set(keys.orphanSweepLock, '1', 'PX', Math.round(interval * 0.9), 'NX');
-      if (won === 'OK') await lost.sweep(finished, 3 * interval);
+      if (won === 'OK') await sweep.sweep();
     } catch (e) {
-      log.warn({ err: toError(e) }, 'orphaned-question sweep failed');
+      log.warn({ err: toError(e) }, 'question sweep failed');
     }
   };
   const sweepTimer = setInterval(() => void sweepOrphans(), config.ORPHAN_SWEEP_INTERVAL_MS);

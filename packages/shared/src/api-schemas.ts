@@ -66,6 +66,14 @@ export const QuestionViewSchema = z.object({
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 
+/** `DELETE /v1/questions/{id}` answers: the question, and whether this client only let go of it. */
+export const CancelAnswerSchema = QuestionViewSchema.extend({
+  detached: z
+    .literal(true)
+    .optional()
+    .describe('Others joined this question while it ran: it goes on for them, without this client'),
+});
+
 const Links = z.object({ self: z.string(), events: z.string() });
 
 /** `POST /v1/questions` answers: 202 queued or joined, 200 answered from the cache. */

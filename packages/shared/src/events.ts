@@ -134,6 +134,11 @@ export interface AppendOptions {
    * from then on any earlier attempt's writes are refused.
    */
   attempt?: number;
+  /**
+   * Seconds the record and the log live from this event on. A terminal event always sets the
+   * result TTL; the first event sets one too, so a question that somehow never ends expires.
+   */
+  ttlSeconds?: number;
 }
 
 /** The per-question event log in Redis (a stream per question). */
@@ -165,7 +170,9 @@ export function createEventLog(
   ) => {
     const perEvent = entries.flatMap(({ event, options: appendOptions }) => {
       const fields = Object.entries(appendOptions?.set ?? {}).flatMap(([k, v]) => [k, String(v)]);
-      const ttl = TERMINAL_EVENTS.has(event.event) ? options.ttlSeconds : 0;
+      const ttl = TERMINAL_EVENTS.has(event.event)
+        ? options.ttlSeconds
+        : (appendOptions?.ttlSeconds ?? 0);
       return [event.event, JSON.stringify(event.data), ttl, fields.length / 2, ...fields];
     });
     return appendCommand(

@@ -5,6 +5,7 @@ export * from './keys.js';
 export * from './logger.js';
 export * from './question.js';
 export * from './question-record.js';
+export * from './question-store.js';
 export * from './redis.js';
 export * from './shards.js';
 export * from './shutdown.js';

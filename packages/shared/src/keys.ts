@@ -45,6 +45,8 @@ export interface Keys {
   readonly cancelChannel: string;
   /** Taken by the one worker that looks for orphaned questions in an interval. */
   readonly orphanSweepLock: string;
+  /** Sorted set of open questions by deadline (epoch ms): the sweep ends those past it. */
+  readonly questionDeadlines: string;
   /** Hash of live workers' heartbeats: worker id -> JSON { slots, serviceMs, at } (load shedding). */
   readonly workerCapacity: string;
   /** BullMQ `prefix`; a hash tag keeps each queue's keys in one slot (BullMQ on Redis Cluster). */
@@ -80,6 +82,7 @@ export function createKeys(prefix: string): Keys {
     cancelChannel: `${prefix}:cancel`,
     orphanSweepLock: `${prefix}:orphan-sweep`,
     workerCapacity: `${prefix}:workers`,
+    questionDeadlines: `${prefix}:deadlines`,
     queuePrefix: `{${prefix}}`,
     shardQueuePrefix: (shard) => `{${prefix}:s${shard}}`,
   };

@@ -1,6 +1,9 @@
 import type { PublicError, QuestionResult, QuestionStatus, QuestionView } from './question.js';
 
-/** Fields of the question hash in Redis; every value is a string there. */
+/**
+ * Fields of the question hash in Redis; every value is a string there. Only question-store.ts
+ * writes them (with the event log's append script, which keeps `attempts` and `lastEvent`).
+ */
 export type QuestionRecordFields = {
   tenant: string;
   question: string;
@@ -11,16 +14,25 @@ export type QuestionRecordFields = {
   status: QuestionStatus;
   /** Epoch milliseconds. */
   createdAt: string;
+  /** Epoch milliseconds by which the question must have ended, or the sweep ends it. */
+  deadline?: string;
   startedAt?: string;
   finishedAt?: string;
   stage?: string;
+  /** The latest attempt that wrote (the append script fences older ones off by it). */
   attempts?: string;
+  /** The attempt announced by a `retry` event: a later attempt without one lost its worker. */
+  retryAttempt?: string;
+  /** The id of the last event logged (published events name the one before them). */
+  lastEvent?: string;
   /** JSON of QuestionResult. */
   result?: string;
   /** JSON of PublicError. */
   error?: string;
   /** The in-flight registration this question holds (coalescing); released when it finishes. */
   inFlightKey?: string;
+  /** Clients that asked this question: its owner and those who joined it while it ran. */
+  holders?: string;
   /** "1" once a client asked to cancel; the event log then refuses everything but `cancelled`. */
   cancelRequested?: string;
 };

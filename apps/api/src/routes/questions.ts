@@ -78,7 +78,9 @@ export function questionRoutes(
 
   router.delete('/v1/questions/:id', async (req, res) => {
     const { view, outcome } = await questions.cancel(res.locals.tenant as string, req.params.id);
-    res.status(outcome === 'cancelled' ? 200 : 202).json(view);
+    // A client that joined a running question lets go of it; it goes on for the others.
+    if (outcome === 'detached') res.status(200).json({ ...view, detached: true });
+    else res.status(outcome === 'cancelled' ? 200 : 202).json(view);
   });
 
   return router;
