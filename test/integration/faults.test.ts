@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createKeys, type QuestionResult, type QuestionView } from '@askq/shared';
 import { startChromaServer } from '../../scripts/lib/chroma-server.js';
 import { freePort } from '../../scripts/lib/free-port.js';
@@ -294,6 +294,29 @@ describe('workers that die or stop', () => {
     }
   }, 120_000);
 
+  it('keeps /healthz, /metrics and the cancel subscriber while it drains', async () => {
+    llm.reply(() => ({ text: SLOW, chunkDelayMs: 100 }));
+    const worker = await spawnWorker({ ...env, SHUTDOWN_TIMEOUT_MS: '20000' });
+    const { id, events } = await askq.ask('What causes tides? (cancelled while draining)', {
+      cache: false,
+    });
+    await followEvents(events, { stopAfter: (got) => got.some((e) => e.event === 'token') });
+    process.kill(worker.process.pid, 'SIGTERM');
+    // It takes no more jobs (not ready) but is alive and still observable.
+    await vi.waitFor(async () => expect((await fetch(`${worker.url}/readyz`)).status).toBe(503), {
+      timeout: 10_000,
+      interval: 50,
+    });
+    expect((await fetch(`${worker.url}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${worker.url}/metrics`)).text()).toMatch(/askq_questions_total/);
+    // A cancel still reaches the question it is finishing, and then the drain ends.
+    const cancel = await fetch(`${askq.url}/v1/questions/${id}`, { method: 'DELETE' });
+    expect(cancel.status).toBe(202);
+    const { events: received } = await readStream(events);
+    expect(received.at(-1)!.event).toBe('cancelled');
+    expect(await worker.process.exited).toBe(0);
+  }, 120_000);
+
   it('SIGTERM with a short deadline hands the question back; another worker completes it', async () => {
     llm.reply(() => ({ text: SLOW, chunkDelayMs: 100 }));
     const worker = await spawnWorker({ ...env, SHUTDOWN_TIMEOUT_MS: '500' });
@@ -337,11 +360,13 @@ describe("a Redis failover that loses a question's last event", () => {
       const runningEvents = followEvents(running.events);
 
       // What a failover within the replication lag leaves: the job finished, but the record and
-      // log on the other master never got the last event (nor the slot's release).
+      // log on the other master never got the last event (nor the slot's release), and the
+      // question is still in the deadline index (the sweep drops it only once it saw it end).
       await redis.xdel(keys.events(lost.id), events.at(-1)!.id);
       await redis.hset(keys.question(lost.id), 'status', 'active');
       await redis.hdel(keys.question(lost.id), 'result', 'finishedAt');
       await redis.zadd(keys.tenantSlots('default'), Date.now(), lost.id);
+      await redis.zadd(keys.questionDeadlines, Date.now() + 60_000, lost.id);
 
       const before = events.at(-2)!.id;
       const resumed = await followEvents(`${lost.events}?lastEventId=${before}`, {

@@ -47,6 +47,16 @@ export const ApiConfig = BaseConfig.extend({
    * error (answers slow down as load rises). 1: refuse only what surely could not finish.
    */
   LOAD_SHED_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
+  /**
+   * Longest the API waits for one Redis reply, in milliseconds: a hung or partitioned Redis then
+   * answers requests with 503 in about this long instead of holding them.
+   */
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).default(1_000),
+  /**
+   * Seconds an Idempotency-Key stays claimed while its request is being accepted: a process that
+   * died meanwhile frees the key after this, not after the key's 24 hours.
+   */
+  IDEMPOTENCY_PENDING_SECONDS: z.coerce.number().int().min(1).default(30),
   /** Timeout of each readiness probe of Redis and Chroma, in milliseconds. */
   READY_TIMEOUT_MS: z.coerce.number().int().positive().default(1_000),
 });

@@ -23,9 +23,19 @@ const KEY = /^[\x21-\x7e]{1,255}$/;
 /**
  * Idempotency keys (SPEC 2): the same key and body from the same tenant within the TTL get the
  * first response again; the same key with another body is 422. A request still in progress
- * under the key is a 409, so two concurrent retries cannot both enqueue.
+ * under the key is a 409, so two concurrent retries cannot both enqueue. The claim of a request
+ * in progress lives seconds: a process that dies before it completes frees the key soon.
  */
-export function createIdempotency(redis: RedisClient, keys: Keys, options: { ttlSeconds: number }) {
+export function createIdempotency(
+  redis: RedisClient,
+  keys: Keys,
+  options: {
+    /** How long a completed request's response is replayed. */
+    ttlSeconds: number;
+    /** How long a request being accepted holds its key (a crash frees it then). */
+    pendingSeconds: number;
+  },
+) {
   return {
     async begin(tenant: string, key: string, body: unknown): Promise<IdempotencyDecision> {
       if (!KEY.test(key)) {
@@ -42,7 +52,7 @@ export function createIdempotency(redis: RedisClient, keys: Keys, options: { ttl
         redisKey,
         JSON.stringify(pending),
         'EX',
-        options.ttlSeconds,
+        options.pendingSeconds,
         'NX',
       );
       if (claimed === 'OK') {

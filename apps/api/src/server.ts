@@ -55,7 +55,12 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
   const keys = createKeys(config.REDIS_PREFIX);
 
   const target = redisTarget(config);
-  const { queues: redis, data } = openProcessRedis(target, 'api', { log, shutdown });
+  const { queues: redis, data } = openProcessRedis(
+    target,
+    'api',
+    { log, shutdown },
+    config.REDIS_COMMAND_TIMEOUT_MS,
+  );
   const subscriber = openRedis(target, 'subscriber', 'askq-api-events', {
     log,
     shutdown,
@@ -135,7 +140,10 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
       prefix: keys.rateLimitPrefix,
       perMinute: config.RATE_LIMIT_PER_MINUTE,
     }),
-    idempotency: createIdempotency(data, keys, { ttlSeconds: 86_400 }),
+    idempotency: createIdempotency(data, keys, {
+      ttlSeconds: 86_400,
+      pendingSeconds: config.IDEMPOTENCY_PENDING_SECONDS,
+    }),
     cache: answerCache,
     documents: createDocumentService({
       redis: data,

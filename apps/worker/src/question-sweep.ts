@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import {
-  DEADLINE_GRACE_MS,
+  deadlineGraceMs,
   isFinished,
   JOBS,
   toError,
@@ -11,9 +11,10 @@ import {
   type StoredQuestion,
 } from '@askq/shared';
 
-// A question's record is written just before its job is added: one younger than this may have no
-// job yet. Older, a missing job means it was lost.
-const JOB_ADD_GRACE_MS = 30_000;
+// A question's record is written just before its job is added, one round trip apart (the API
+// gives up on Redis after REDIS_COMMAND_TIMEOUT_MS): one younger than this may have no job yet.
+// Older, a missing job means it was lost.
+const JOB_ADD_GRACE_MS = 10_000;
 // The most open questions one sweep looks at for a lost job: the sweep's work stays bounded.
 const MAX_CHECKED = 10_000;
 const PAGE = 500;
@@ -128,7 +129,8 @@ export function createQuestionSweep(deps: {
       // Open, and whose job is over (a failover lost the last event), or gone when it is old
       // enough to have had one. A deadline is the record's creation plus JOB_TIMEOUT_MS and the
       // grace, so the records created before `cutoff` are those with deadlines up to:
-      const oldEnough = now - JOB_ADD_GRACE_MS + deps.jobTimeoutMs + DEADLINE_GRACE_MS;
+      const oldEnough =
+        now - JOB_ADD_GRACE_MS + deps.jobTimeoutMs + deadlineGraceMs(deps.jobTimeoutMs);
       let offset = 0;
       for (let checked = 0; checked < MAX_CHECKED;) {
         const entries = await store.open(PAGE, offset);

@@ -221,6 +221,48 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     }
   };
   // Workers block on Redis (BZPOPMIN on the queue's marker): no polling, pickup in milliseconds.
+  // Opened before the BullMQ workers, so that they close after them (shutdown runs in reverse):
+  // while active questions drain, a cancel still reaches them and /healthz and /metrics answer.
+  const questionWorkers: Worker[] = [];
+  const bullWorkers: Worker[] = [];
+  let draining = false;
+  // Cancels are broadcast: only the process holding a job can abort it (BullMQ cancelJob).
+  const cancels = openRedis(target, 'subscriber', 'askq-worker-cancel', {
+    log,
+    shutdown,
+  });
+  cancels.on('message', (_channel: string, questionId: string) => {
+    const worker = questionWorkers[shardOf(questionId, shards.length)];
+    if (worker?.cancelJob(questionId, 'cancelled')) log.info({ questionId }, 'cancelling question');
+  });
+  await cancels.subscribe(keys.cancelChannel);
+
+  const bind = bindHost(config);
+  const metricsServer = await startMetricsServer({
+    port: config.WORKER_METRICS_PORT,
+    host: bind.host,
+    registry: metricsRegistry,
+    // Alive while it drains too: an orchestrator must not kill a worker finishing questions.
+    healthy: () => draining || bullWorkers.every((w) => w.isRunning()),
+    readiness: {
+      // Not ready for work while it drains (it takes no more jobs), though alive.
+      jobs: () => (draining ? Promise.reject(new Error('draining')) : Promise.resolve()),
+      redis: async () => {
+        await assertRedisVersion(data);
+      },
+      chroma: async () => {
+        const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {
+          signal: AbortSignal.timeout(2_000),
+        });
+        if (!res.ok) throw new Error(`heartbeat answered ${res.status}`);
+      },
+    },
+  });
+  shutdown.add('metrics server', async () => {
+    metricsServer.server.closeAllConnections();
+    await new Promise<void>((resolve) => metricsServer.server.close(() => resolve()));
+  });
+
   const sweep = createQuestionSweep({
     store: questions,
     redis: data,
@@ -229,7 +271,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     // BullMQ keeps a job in the hash `<prefix>:<queue>:<job id>`; job ids are question ids.
     jobKey: (id) => `${shards[shardOf(id, shards.length)]!.prefix}:${JOBS.question.queue}:${id}`,
   });
-  const questionWorkers = shards.map((shard) => {
+  for (const shard of shards) {
     const worker = new Worker(JOBS.question.queue, timedProcessor, {
       connection: redis,
       prefix: shard.prefix,
@@ -252,8 +294,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       log.warn({ err: toError(e), shard: shard.index }, 'worker error'),
     );
     worker.on('failed', (job, e) => void sweep.onFailed(job, e));
-    return worker;
-  });
+    questionWorkers.push(worker);
+  }
   // One worker an interval (whoever takes the lock) ends the questions nothing else will: past
   // their deadline, or open without a job. The lock lapses a little before the next round.
   const sweepOrphans = async () => {
@@ -292,48 +334,17 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     { connection: redis, prefix: keys.queuePrefix, concurrency: config.INGEST_CONCURRENCY },
   );
   ingestWorker.on('error', (e: unknown) => log.warn({ err: toError(e) }, 'ingest worker error'));
-  shutdown.add('bullmq workers', () =>
-    Promise.all([...questionWorkers, ingestWorker].map(closeWorker)),
-  );
+  bullWorkers.push(...questionWorkers, ingestWorker);
+  // Stop taking jobs and let the active ones finish (bounded): the first step of a shutdown.
+  shutdown.add('bullmq workers', () => {
+    draining = true;
+    return Promise.all(bullWorkers.map(closeWorker));
+  });
   // Announced at once, so the API counts this worker's slots from its start; withdrawn first at
   // shutdown, so the API stops counting on them while the worker drains.
   await capacity.beat().catch(() => undefined);
   shutdown.add('capacity heartbeats', () => capacity.stop());
   shutdown.add('orphaned-question sweep', () => clearInterval(sweepTimer));
-
-  // Cancels are broadcast: only the process holding a job can abort it (BullMQ cancelJob).
-  const cancels = openRedis(target, 'subscriber', 'askq-worker-cancel', {
-    log,
-    shutdown,
-  });
-  cancels.on('message', (_channel: string, questionId: string) => {
-    const worker = questionWorkers[shardOf(questionId, shards.length)]!;
-    if (worker.cancelJob(questionId, 'cancelled')) log.info({ questionId }, 'cancelling question');
-  });
-  await cancels.subscribe(keys.cancelChannel);
-
-  const bind = bindHost(config);
-  const metricsServer = await startMetricsServer({
-    port: config.WORKER_METRICS_PORT,
-    host: bind.host,
-    registry: metricsRegistry,
-    healthy: () => [...questionWorkers, ingestWorker].every((w) => w.isRunning()),
-    readiness: {
-      redis: async () => {
-        await assertRedisVersion(data);
-      },
-      chroma: async () => {
-        const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {
-          signal: AbortSignal.timeout(2_000),
-        });
-        if (!res.ok) throw new Error(`heartbeat answered ${res.status}`);
-      },
-    },
-  });
-  shutdown.add('metrics server', async () => {
-    metricsServer.server.closeAllConnections();
-    await new Promise<void>((resolve) => metricsServer.server.close(() => resolve()));
-  });
 
   log.info(
     {

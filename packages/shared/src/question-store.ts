@@ -96,9 +96,12 @@ export interface QuestionStore {
 
 /**
  * What a question's deadline allows beyond JOB_TIMEOUT_MS: the worker running it fails it with
- * JOB_TIMEOUT at the limit itself, and the sweep steps in only for questions no worker ends.
+ * JOB_TIMEOUT at the limit itself, and the sweep steps in only for questions no worker ends. A
+ * quarter of the limit, at most 30 s.
  */
-export const DEADLINE_GRACE_MS = 30_000;
+export function deadlineGraceMs(jobTimeoutMs: number): number {
+  return Math.min(30_000, Math.ceil(jobTimeoutMs / 4));
+}
 
 /** Options of {@link createQuestionStore}. */
 export interface QuestionStoreOptions {
@@ -172,7 +175,7 @@ export function createQuestionStore(
   return {
     async create(id, tenant, request, inFlightKey) {
       const createdAt = Date.now();
-      const deadline = createdAt + options.jobTimeoutMs + DEADLINE_GRACE_MS;
+      const deadline = createdAt + options.jobTimeoutMs + deadlineGraceMs(options.jobTimeoutMs);
       const record: QuestionRecordFields = {
         ...fieldsOf(tenant, request, createdAt),
         deadline: String(deadline),

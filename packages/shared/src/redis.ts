@@ -40,7 +40,7 @@ export function createRedis(
   target: RedisTarget | string,
   role: RedisRole,
   name: string,
-  extra: Pick<RedisOptions, 'enableAutoPipelining'> = {},
+  extra: Pick<RedisOptions, 'enableAutoPipelining' | 'commandTimeout'> = {},
 ): RedisClient {
   const { urls, cluster } =
     typeof target === 'string' ? redisTarget({ REDIS_URL: target }) : target;
@@ -49,6 +49,9 @@ export function createRedis(
     retryStrategy: reconnectDelay,
     // BullMQ's blocking commands need null; the API fails fast instead.
     maxRetriesPerRequest: role === 'api' ? 1 : null,
+    // A hung or partitioned server keeps the connection open and answers nothing: only a time
+    // limit on each command turns that into a quick 503 instead of a request that hangs.
+    ...(extra.commandTimeout === undefined ? {} : { commandTimeout: extra.commandTimeout }),
   };
   if (!cluster) {
     return new Redis(urls[0]!, { ...options, ...extra, enableOfflineQueue: role !== 'api' });
@@ -134,7 +137,7 @@ export function openRedis(
   role: RedisRole,
   name: string,
   owner: { log: Logger; shutdown: Shutdown },
-  extra: Pick<RedisOptions, 'enableAutoPipelining'> = {},
+  extra: Pick<RedisOptions, 'enableAutoPipelining' | 'commandTimeout'> = {},
 ): RedisClient {
   const redis = createRedis(target, role, name, extra);
   redis.on('error', (e: unknown) =>
@@ -155,10 +158,16 @@ export function openProcessRedis(
   target: RedisTarget,
   role: 'api' | 'worker',
   owner: { log: Logger; shutdown: Shutdown },
+  /** Longest wait for one command's reply, in ms (the API's; workers wait Redis out). */
+  commandTimeoutMs?: number,
 ): { queues: RedisClient; data: RedisClient } {
+  const timeout = commandTimeoutMs === undefined ? {} : { commandTimeout: commandTimeoutMs };
   return {
-    queues: openRedis(target, role, `askq-${role}-queues`, owner),
-    data: openRedis(target, role, `askq-${role}`, owner, { enableAutoPipelining: true }),
+    queues: openRedis(target, role, `askq-${role}-queues`, owner, timeout),
+    data: openRedis(target, role, `askq-${role}`, owner, {
+      enableAutoPipelining: true,
+      ...timeout,
+    }),
   };
 }
 

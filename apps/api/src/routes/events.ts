@@ -74,7 +74,8 @@ export function eventRoutes(deps: {
     if (TERMINAL_STATUSES.has(view.status)) {
       live.cancel();
       dropLease();
-      const backlog = await deps.events.read(id, after);
+      // Redis trouble is a 503, as everywhere: the client may try again.
+      const backlog = await deps.events.read(id, after).catch(unavailable);
       // Nothing left after the terminal event: 204 tells EventSource to stop reconnecting.
       if (backlog.length === 0) {
         res.status(204).end();
