@@ -174,7 +174,6 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     log,
     embedder,
     store,
-    registry: collections,
     semanticCache: createSemanticCache({
       url: config.CHROMA_URL,
       prefix: config.REDIS_PREFIX,
