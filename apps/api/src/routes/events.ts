@@ -1,21 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request } from 'express';
 import {
   AppError,
-  compareEventIds,
   isEventId,
-  TERMINAL_EVENTS,
   TERMINAL_STATUSES,
-  toError,
   type AskqMetrics,
   type EventLog,
-  type LoggedEvent,
   type Logger,
 } from '@askq/shared';
 import type { EventHub } from '../event-hub.js';
+import { createLiveStream } from '../live-stream.js';
 import type { TenantQuotas } from '../quotas.js';
 import { unavailable, type QuestionService } from '../question-service.js';
-import { formatSseFrame, sseFrameBytes, writeSseHead, type SseRegistry } from '../sse.js';
+import { formatSseFrame, writeSseHead, type SseRegistry } from '../sse.js';
 
 /** Options of the event stream route. */
 export interface EventStreamOptions {
@@ -45,7 +42,20 @@ export function eventRoutes(deps: {
     // Subscribed, and the tenant's stream lease taken, while the record is read: a live stream
     // starts one round trip sooner. A stream that will not be served live (finished, missing,
     // another tenant's, over the quota) drops both unused.
-    const live = liveStream(id, after, res, deps);
+    const live = createLiveStream({
+      questionId: id,
+      after,
+      output: res,
+      hub: deps.hub,
+      events: deps.events,
+      log: deps.log,
+      heartbeatMs: deps.options.heartbeatMs,
+      maxBufferBytes: deps.options.maxBufferBytes,
+      onSent: (count) => deps.metrics.sseEventsSent.inc(count),
+      onClose: () => {
+        if (deps.streams.delete(res)) deps.metrics.sseConnections.dec();
+      },
+    });
     const leased = deps.quotas.openStream(tenant, randomUUID());
     leased.catch(() => undefined);
     // Released once, however the request ends: the client may leave during any await below, and
@@ -102,7 +112,16 @@ export function eventRoutes(deps: {
       );
       renewal.unref();
     }
-    await live.serve();
+    res.once('close', () => live.close());
+    // The client may have gone while the record was read; 'close' will not fire again.
+    if (res.closed) {
+      live.close();
+      return;
+    }
+    deps.streams.add(res);
+    deps.metrics.sseConnections.inc();
+    // A subscription Redis refused is a 503, as everywhere.
+    await live.serve(() => writeSseHead(res, deps.options.retryMs)).catch(unavailable);
   });
 
   return router;
@@ -119,131 +138,4 @@ function lastEventId(req: Request): string | undefined {
     );
   }
   return value;
-}
-
-/**
- * Subscribes before replaying so nothing published in between is lost; events that arrive while
- * the backlog is read wait in `pending`, and any id at or before the last one sent is dropped.
- * The subscription starts at once; `serve` streams, `cancel` drops it unused.
- */
-function liveStream(
-  id: string,
-  after: string | undefined,
-  res: Response,
-  deps: Parameters<typeof eventRoutes>[0],
-): { serve(): Promise<void>; cancel(): void } {
-  let lastSent = after;
-  let catchingUp = true;
-  let started = false;
-  let quiet = true;
-  let closed = false;
-  let pending: LoggedEvent[] = [];
-
-  /**
-   * Writes the events not sent yet in one write; ends the stream after a terminal event. A live
-   * event whose predecessor is not the last one sent means pub/sub lost one on the way: then
-   * the log is read from there instead.
-   */
-  const deliver = (events: LoggedEvent[], live: boolean) => {
-    if (closed) return;
-    const frames: Buffer[] = [];
-    let terminal = false;
-    let gap = false;
-    for (const event of events) {
-      if (lastSent !== undefined && compareEventIds(event.id, lastSent) <= 0) continue;
-      if (live && event.prev !== lastSent) {
-        gap = true;
-        break;
-      }
-      lastSent = event.id;
-      frames.push(sseFrameBytes(event));
-      if (TERMINAL_EVENTS.has(event.event)) {
-        terminal = true;
-        break;
-      }
-    }
-    if (gap) void catchUp();
-    if (frames.length === 0) return;
-    quiet = false;
-    const flushed = res.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
-    deps.metrics.sseEventsSent.inc(frames.length);
-    if (terminal) {
-      finish();
-      res.end();
-    } else if (!flushed && res.writableLength > deps.options.maxBufferBytes) {
-      // A client that cannot keep up is dropped; it resumes from its Last-Event-ID.
-      deps.log.warn({ questionId: id, buffered: res.writableLength }, 'dropping slow SSE client');
-      finish();
-      res.destroy();
-    }
-  };
-
-  const catchUp = async () => {
-    if (catchingUp && started) return;
-    started = true;
-    catchingUp = true;
-    try {
-      deliver(await deps.events.read(id, lastSent), false);
-    } catch (e) {
-      deps.log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
-      finish();
-      res.end();
-      return;
-    }
-    catchingUp = false;
-    const queued = pending;
-    pending = [];
-    deliver(queued, true);
-  };
-
-  const subscribed = deps.hub.subscribe(id, {
-    onEvents: (events) => (catchingUp ? pending.push(...events) : deliver(events, true)),
-    // Before serve, nothing was read yet: its first read covers whatever was missed.
-    onResync: () => void (started && catchUp()),
-  });
-  // Awaited by serve, or dropped by cancel; never unhandled in between.
-  subscribed.catch(() => undefined);
-  let unsubscribe = () => {};
-  let heartbeat: NodeJS.Timeout | undefined;
-
-  function finish() {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    unsubscribe();
-    if (deps.streams.delete(res)) deps.metrics.sseConnections.dec();
-  }
-
-  const serve = async () => {
-    unsubscribe = await subscribed;
-    // Pub/sub is best effort (a message published while the subscriber moves to another cluster
-    // node is gone). The next event reveals a lost one (see deliver); a lost last event has no
-    // next, so a stream that stayed quiet for a whole heartbeat also re-reads the log.
-    heartbeat = setInterval(() => {
-      res.write(': ping\n\n');
-      if (quiet) void catchUp();
-      quiet = true;
-    }, deps.options.heartbeatMs);
-    heartbeat.unref();
-    res.on('close', finish);
-    // The client may have gone while we waited for the subscription; 'close' will not fire again.
-    if (res.closed) {
-      finish();
-      return;
-    }
-    deps.streams.add(res);
-    deps.metrics.sseConnections.inc();
-
-    writeSseHead(res, deps.options.retryMs);
-    await catchUp();
-  };
-
-  return {
-    serve,
-    cancel: () =>
-      void subscribed.then(
-        (release) => release(),
-        () => undefined,
-      ),
-  };
 }

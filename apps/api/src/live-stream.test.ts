@@ -1,0 +1,192 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { EventLog, LoggedEvent } from '@askq/shared';
+import type { EventHub, EventListener } from './event-hub.js';
+import { createLiveStream, type StreamOutput } from './live-stream.js';
+
+// The live stream's states against fakes: a hub whose events the test publishes, a log it fills,
+// and an output that records what a client would have received.
+const event = (n: number, name = 'token', prev?: number): LoggedEvent => ({
+  id: `${n}-0`,
+  event: name as LoggedEvent['event'],
+  data: `{"n":${n}}`,
+  ...(prev === undefined ? {} : { prev: `${prev}-0` }),
+});
+
+function fakes(logged: LoggedEvent[] = []) {
+  let listener: EventListener | undefined;
+  let releases = 0;
+  let confirm: () => void = () => {};
+  const hub: EventHub = {
+    subscribe(_id, l) {
+      listener = l;
+      return new Promise((resolve) => {
+        confirm = () => resolve(() => void releases++);
+      });
+    },
+  };
+  const reads: Array<string | undefined> = [];
+  let gate: Promise<void> = Promise.resolve();
+  const events: EventLog = {
+    append: () => Promise.reject(new Error('not used')),
+    appendAll: () => Promise.reject(new Error('not used')),
+    async read(_id, after) {
+      reads.push(after);
+      await gate;
+      return logged.filter((e) => after === undefined || e.id.localeCompare(after) > 0);
+    },
+  };
+  const written: string[] = [];
+  const output: StreamOutput & { ended: boolean; destroyed: boolean; buffered: number } = {
+    ended: false,
+    destroyed: false,
+    buffered: 0,
+    write(chunk) {
+      written.push(String(chunk));
+      return this.buffered === 0;
+    },
+    get writableLength() {
+      return this.buffered;
+    },
+    end() {
+      this.ended = true;
+    },
+    destroy() {
+      this.destroyed = true;
+    },
+  };
+  return {
+    hub,
+    events,
+    output,
+    written,
+    reads,
+    logged,
+    confirm: () => confirm(),
+    publish: (...batch: LoggedEvent[]) => listener!.onEvents(batch),
+    resync: () => listener!.onResync(),
+    hold: () => {
+      let open: () => void = () => {};
+      gate = new Promise((resolve) => (open = resolve));
+      return () => open();
+    },
+    releases: () => releases,
+    // Every frame's id, however many one write carried.
+    ids: () => [...written.join('').matchAll(/^id: (\S+)$/gm)].map((m) => m[1]),
+  };
+}
+
+const stream = (f: ReturnType<typeof fakes>, after?: string, heartbeatMs = 60_000) =>
+  createLiveStream({
+    questionId: 'q',
+    after,
+    output: f.output,
+    hub: f.hub,
+    events: f.events,
+    log: pino({ level: 'silent' }),
+    heartbeatMs,
+    maxBufferBytes: 100,
+  });
+
+afterEach(() => vi.useRealTimers());
+
+describe('createLiveStream', () => {
+  it('subscribes, replays the log, then goes live with nothing lost or repeated in between', async () => {
+    const f = fakes([event(1), event(2)]);
+    const live = stream(f, '1-0');
+    expect(live.state).toBe('subscribing');
+    const open = f.hold();
+    const serving = live.serve(() => f.written.push('HEAD\n'));
+    f.confirm();
+    await vi.waitFor(() => expect(live.state).toBe('replaying'));
+    // Published while the log is read: 2 is in the log too, 3 is new.
+    f.publish(event(2, 'token', 1), event(3, 'token', 2));
+    open();
+    await serving;
+    expect(live.state).toBe('live');
+    f.publish(event(4, 'token', 3));
+    expect(f.written[0]).toBe('HEAD\n');
+    expect(f.ids()).toEqual(['2-0', '3-0', '4-0']);
+    expect(f.reads).toEqual(['1-0']);
+  });
+
+  it('reads the log again when a live event shows one was lost on the way', async () => {
+    const f = fakes([event(1), event(2), event(3)]);
+    const live = stream(f);
+    const serving = live.serve(() => undefined);
+    f.confirm();
+    await serving;
+    f.logged.push(event(4), event(5));
+    // 5 names 4 as its predecessor, and 4 never arrived.
+    f.publish(event(5, 'token', 4));
+    await vi.waitFor(() => expect(f.ids()).toEqual(['1-0', '2-0', '3-0', '4-0', '5-0']));
+    expect(f.reads).toEqual([undefined, '3-0']);
+    expect(live.state).toBe('live');
+  });
+
+  it('closes after a terminal event, ends the response and lets go of the subscription', async () => {
+    const f = fakes([event(1)]);
+    const live = stream(f);
+    const serving = live.serve(() => undefined);
+    f.confirm();
+    await serving;
+    f.publish(event(2, 'completed', 1), event(3, 'token', 2));
+    expect(live.state).toBe('closed');
+    expect(f.output.ended).toBe(true);
+    expect(f.ids()).toEqual(['1-0', '2-0']);
+    await vi.waitFor(() => expect(f.releases()).toBe(1));
+  });
+
+  it('re-reads the log after a heartbeat with nothing sent, and after the hub resynced', async () => {
+    vi.useFakeTimers();
+    const f = fakes([event(1)]);
+    const live = stream(f, undefined, 1_000);
+    const serving = live.serve(() => undefined);
+    f.confirm();
+    await serving;
+    f.logged.push(event(2));
+    await vi.advanceTimersByTimeAsync(1_000); // the first beat: something was sent before it
+    await vi.advanceTimersByTimeAsync(1_000); // a quiet one: the log is read again
+    expect(f.ids()).toEqual(['1-0', '2-0']);
+    expect(f.written.filter((w) => w === ': ping\n\n')).toHaveLength(2);
+    f.logged.push(event(3));
+    f.resync();
+    await vi.waitFor(() => expect(f.ids()).toEqual(['1-0', '2-0', '3-0']));
+    live.close();
+  });
+
+  it('drops a client that cannot keep up, so it resumes from its last event', async () => {
+    const f = fakes([]);
+    const live = stream(f);
+    const serving = live.serve(() => undefined);
+    f.confirm();
+    await serving;
+    f.output.buffered = 500;
+    f.publish(event(1, 'token'));
+    expect(live.state).toBe('closed');
+    expect(f.output.destroyed).toBe(true);
+  });
+
+  it('writes nothing once closed, even if the log read was still out', async () => {
+    const f = fakes([event(1)]);
+    const live = stream(f);
+    const open = f.hold();
+    const serving = live.serve(() => undefined);
+    f.confirm();
+    await vi.waitFor(() => expect(live.state).toBe('replaying'));
+    live.close();
+    open();
+    await serving;
+    expect(f.ids()).toEqual([]);
+    await vi.waitFor(() => expect(f.releases()).toBe(1));
+  });
+
+  it('lets go of a subscription it never served', async () => {
+    const f = fakes();
+    const live = stream(f);
+    live.cancel();
+    f.confirm();
+    await vi.waitFor(() => expect(f.releases()).toBe(1));
+    expect(live.state).toBe('closed');
+  });
+});

@@ -1,0 +1,196 @@
+import {
+  compareEventIds,
+  TERMINAL_EVENTS,
+  toError,
+  type EventLog,
+  type LoggedEvent,
+  type Logger,
+} from '@askq/shared';
+import type { EventHub } from './event-hub.js';
+import { sseFrameBytes } from './sse.js';
+
+/** Where a stream writes: an HTTP response, or a fake in tests. */
+export interface StreamOutput {
+  /** Writes bytes; false when they were buffered (the client reads slower than we write). */
+  write(chunk: Buffer | string): boolean;
+  /** Bytes written and not yet taken by the client. */
+  readonly writableLength: number;
+  /** Ends the response after what was written. */
+  end(): void;
+  /** Drops the connection (the client resumes from its Last-Event-ID). */
+  destroy(): void;
+}
+
+/**
+ * The states of a live stream:
+ * - `subscribing`: the subscription is being confirmed; live events wait in `pending`;
+ * - `replaying`: the log is being read from the last event sent; live events wait in `pending`;
+ * - `live`: live events are written as they come;
+ * - `closed`: after a terminal event, a dropped client, or an unrecoverable read: nothing more.
+ * A gap in live events (pub/sub is best effort), a hub that resynced, or a heartbeat with
+ * nothing sent takes `live` back to `replaying`.
+ */
+export type LiveStreamState = 'subscribing' | 'replaying' | 'live' | 'closed';
+
+/** A question's live stream. */
+export interface LiveStream {
+  readonly state: LiveStreamState;
+  /** Serves: waits for the subscription, writes the head, replays, then goes live. */
+  serve(writeHead: () => void): Promise<void>;
+  /** Drops a subscription never served (the question finished, or the request was refused). */
+  cancel(): void;
+  /** Ends it from outside (the client left). */
+  close(): void;
+}
+
+/** Options of {@link createLiveStream}. */
+export interface LiveStreamOptions {
+  questionId: string;
+  /** The last event the client has; the stream starts after it. */
+  after: string | undefined;
+  output: StreamOutput;
+  hub: EventHub;
+  events: EventLog;
+  log: Logger;
+  heartbeatMs: number;
+  /** Unsent bytes after which a slow client is dropped. */
+  maxBufferBytes: number;
+  /** Called with how many events each write carried. */
+  onSent?: (count: number) => void;
+  /** Called once when the stream closes. */
+  onClose?: () => void;
+}
+
+/**
+ * Subscribes before replaying, so nothing published in between is lost, and drops every id at or
+ * before the last one sent, so nothing is repeated. The subscription starts at once (while the
+ * caller reads the question's record); `serve` streams, `cancel` drops it unused.
+ */
+export function createLiveStream(options: LiveStreamOptions): LiveStream {
+  const { questionId: id, output, log } = options;
+  let state: LiveStreamState = 'subscribing';
+  let lastSent = options.after;
+  let pending: LoggedEvent[] = [];
+  // Whether anything was written since the last heartbeat.
+  let quiet = true;
+  let heartbeat: NodeJS.Timeout | undefined;
+  // Set below, once the hub was asked: closing at any point lets go of the subscription.
+  let subscribed: Promise<() => void> = Promise.resolve(() => {});
+
+  const close = () => {
+    if (state === 'closed') return;
+    state = 'closed';
+    clearInterval(heartbeat);
+    void subscribed.then(
+      (release) => release(),
+      () => undefined,
+    );
+    options.onClose?.();
+  };
+
+  /**
+   * Writes the events not sent yet, in one write; closes after a terminal event. A live event
+   * whose predecessor is not the last one sent means pub/sub lost one: then the log is read
+   * from there instead (resolves true when that happened).
+   */
+  const deliver = (batch: LoggedEvent[], live: boolean): boolean => {
+    const frames: Buffer[] = [];
+    let terminal = false;
+    let gap = false;
+    for (const event of batch) {
+      if (lastSent !== undefined && compareEventIds(event.id, lastSent) <= 0) continue;
+      if (live && event.prev !== lastSent) {
+        gap = true;
+        break;
+      }
+      lastSent = event.id;
+      frames.push(sseFrameBytes(event));
+      if (TERMINAL_EVENTS.has(event.event)) {
+        terminal = true;
+        break;
+      }
+    }
+    if (frames.length > 0) {
+      quiet = false;
+      const flushed = output.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+      options.onSent?.(frames.length);
+      if (terminal) {
+        close();
+        output.end();
+        return false;
+      }
+      if (!flushed && output.writableLength > options.maxBufferBytes) {
+        // A client that cannot keep up is dropped; it resumes from its Last-Event-ID.
+        log.warn({ questionId: id, buffered: output.writableLength }, 'dropping slow SSE client');
+        close();
+        output.destroy();
+        return false;
+      }
+    }
+    return gap;
+  };
+
+  /** replaying: reads the log after the last event sent, then hands over to live. */
+  const replay = async (): Promise<void> => {
+    if (state === 'closed' || state === 'replaying') return;
+    state = 'replaying';
+    let backlog: LoggedEvent[];
+    try {
+      backlog = await options.events.read(id, lastSent);
+    } catch (e) {
+      log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
+      close();
+      output.end();
+      return;
+    }
+    if (state !== 'replaying') return;
+    deliver(backlog, false);
+    if (state !== 'replaying') return;
+    state = 'live';
+    const queued = pending;
+    pending = [];
+    if (deliver(queued, true)) await replay();
+  };
+
+  subscribed = options.hub.subscribe(id, {
+    onEvents: (events) => {
+      if (state === 'live') {
+        if (deliver(events, true)) void replay();
+      } else if (state !== 'closed') {
+        pending.push(...events);
+      }
+    },
+    // Before serve nothing was read yet: its first read covers whatever was missed.
+    onResync: () => {
+      if (state === 'live') void replay();
+    },
+  });
+  // Awaited by serve, or dropped by cancel; never unhandled in between.
+  subscribed.catch(() => undefined);
+
+  return {
+    get state() {
+      return state;
+    },
+
+    async serve(writeHead) {
+      await subscribed;
+      if (state === 'closed') return;
+      // Pub/sub is best effort (a message published while the subscriber moves to another
+      // cluster node is gone). The next event reveals a lost one; a lost last event has no next,
+      // so a stream that stayed quiet for a whole heartbeat also re-reads the log.
+      heartbeat = setInterval(() => {
+        output.write(': ping\n\n');
+        if (quiet && state === 'live') void replay();
+        quiet = true;
+      }, options.heartbeatMs);
+      heartbeat.unref();
+      writeHead();
+      await replay();
+    },
+
+    cancel: close,
+
+    close,
+  };
+}
