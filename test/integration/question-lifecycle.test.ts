@@ -194,6 +194,32 @@ describe('the sweep', () => {
     }
   }, 60_000);
 
+  it('ends a question whose waiting job a failover lost, keeping its record', async () => {
+    const askq = await startAskq({
+      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '300' },
+    });
+    const { Queue } = await import('bullmq');
+    const connection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+    const keys = createKeys(askq.prefix);
+    const queue = new Queue('questions', { connection, prefix: keys.queuePrefix });
+    try {
+      await askq.seed(DOCS);
+      // Held in the queue, then lost from it: the record (another slot) survived, the job not.
+      await queue.pause();
+      const asked = await askq.ask('What causes tides? (job lost)', { cache: false });
+      await redis.del(`${keys.queuePrefix}:questions:${asked.id}`);
+      await redis.lrem(`${keys.queuePrefix}:questions:wait`, 0, asked.id);
+      await queue.resume();
+      const events = await followEvents(asked.events, { timeoutMs: 30_000 });
+      expect(lastEvent(events).event).toBe('failed');
+      expect(errorOf(lastEvent(events))).toMatchObject({ code: 'LOST' });
+    } finally {
+      await queue.close();
+      connection.disconnect();
+      await askq.stop();
+    }
+  }, 60_000);
+
   async function trimmedAndLost(askq: TestAskq) {
     llm.reply(() => ({ text: ANSWER }));
     const keys = createKeys(askq.prefix);
