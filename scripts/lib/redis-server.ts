@@ -16,6 +16,8 @@ export interface RedisServerOptions {
   startTimeoutMs?: number;
   /** Stop with this process even if it is killed (see `spawnManaged`); for `npm start`. */
   dieWithParent?: boolean;
+  /** How often the AOF is fsynced: every second (default) or at every write (`always`). */
+  appendfsync?: 'everysec' | 'always';
 }
 
 /** A running managed redis-server. */
@@ -55,7 +57,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     '--bind', '127.0.0.1',
     '--dir', dataDir,
     '--appendonly', 'yes',
-    '--appendfsync', 'everysec',
+    '--appendfsync', options.appendfsync ?? 'everysec',
     '--maxmemory-policy', 'noeviction',
     '--save', '',
     '--daemonize', 'no',

@@ -49,7 +49,8 @@ export const ApiConfig = BaseConfig.extend({
   LOAD_SHED_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
   /**
    * Longest the API waits for one Redis reply, in milliseconds: a hung or partitioned Redis then
-   * answers requests with 503 in about this long instead of holding them.
+   * answers requests with 503 in about this long instead of holding them. On a Redis Cluster at
+   * least 5.1 s, the time a command may need to follow a failover's redirects.
    */
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).default(1_000),
   /**

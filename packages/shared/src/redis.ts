@@ -29,6 +29,11 @@ export function redisTarget(config: { REDIS_URL: string; REDIS_CLUSTER?: boolean
   return { urls, cluster: config.REDIS_CLUSTER === true || urls.length > 1 };
 }
 
+// How an API command rides out a cluster failover: this many tries, this far apart.
+const FAILOVER_RETRY_MS = 300;
+const API_REDIRECTIONS = 17;
+const API_FAILOVER_BUDGET_MS = FAILOVER_RETRY_MS * API_REDIRECTIONS;
+
 // Reconnect quickly at first, then every 2 s at most: recovery after an outage takes seconds.
 const reconnectDelay = (times: number) => Math.min(50 * 2 ** times, 2_000);
 
@@ -68,9 +73,9 @@ export function createRedis(
     // the command, up to maxRedirections times. Workers wait out a whole failover this way
     // (cluster-node-timeout, 15 s by default, plus the election): about 30 s of tries. The API
     // gives up after about 5 s and answers 503 with Retry-After instead of holding requests.
-    retryDelayOnFailover: 300,
-    retryDelayOnClusterDown: 300,
-    maxRedirections: role === 'api' ? 17 : 100,
+    retryDelayOnFailover: FAILOVER_RETRY_MS,
+    retryDelayOnClusterDown: FAILOVER_RETRY_MS,
+    maxRedirections: role === 'api' ? API_REDIRECTIONS : 100,
     // Question events use sharded pub/sub (SPUBLISH in the append script): on a cluster each
     // message stays on the shard of its question, and the subscriber keeps a connection per master.
     ...(role === 'subscriber' ? { shardedSubscribers: true } : {}),
@@ -78,6 +83,11 @@ export function createRedis(
     dnsLookup: (address, callback) => callback(null, address),
     redisOptions: {
       ...options,
+      // A command on a cluster may have to follow a failover's redirects (the 5 s above): a
+      // shorter time limit would fail what the cluster client is about to ride out.
+      ...(options.commandTimeout === undefined
+        ? {}
+        : { commandTimeout: Math.max(options.commandTimeout, API_FAILOVER_BUDGET_MS) }),
       username: decodeURIComponent(seed.username) || undefined,
       password: decodeURIComponent(seed.password) || undefined,
       ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
