@@ -27,8 +27,8 @@ export const WorkerConfig = BaseConfig.extend({
   /** How often workers look for jobs whose lock lapsed (a crashed worker's), in milliseconds. */
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(5_000),
   /**
-   * How often one worker looks for questions whose job finished but whose last event a Redis
-   * failover lost, and ends them `failed` so clients ask again, in milliseconds.
+   * How often one worker sweeps the open questions, in milliseconds: it ends those past their
+   * deadline (JOB_TIMEOUT) and those whose job finished or is gone while they are open (LOST).
    */
   ORPHAN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
   /** Delay before a question's second attempt, doubling after, in milliseconds (with jitter). */
