@@ -271,15 +271,19 @@ describe('in-flight registrations', () => {
   });
 
   it.each([
-    ['whose question has finished', 'completed'],
-    ['whose question no longer exists', undefined],
-  ])('takes over a registration %s', async (_, ownerStatus) => {
-    const question = `Does the Sun pull the sea, ${ownerStatus ?? 'gone'}?`;
+    ['whose question has finished', 'finished', { status: 'completed' }],
+    ['whose question no longer exists', 'gone', undefined],
+    // It is about to end `cancelled`: joining it would cancel the newcomer's question too.
+    [
+      'whose question has a cancel recorded',
+      'cancelling',
+      { status: 'active', cancelRequested: '1' },
+    ],
+  ])('takes over a registration %s', async (_, label, owned) => {
+    const question = `Does the Sun pull the sea, ${label}?`;
     const { keys, key } = await registration(question);
     const owner = randomUUID();
-    if (ownerStatus) {
-      await redis.hset(keys.question(owner), { tenant: 'default', status: ownerStatus });
-    }
+    if (owned) await redis.hset(keys.question(owner), { tenant: 'default', ...owned });
     await redis.set(key, owner, 'PX', 60_000);
     const { status, body } = await post(question);
     expect(status).toBe(202);

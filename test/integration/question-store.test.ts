@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createQuestionSweep } from '../../apps/worker/src/question-sweep.js';
 import {
   AskRequest,
   createAnswerCache,
@@ -16,7 +17,8 @@ import {
 } from '@askq/shared';
 
 // The store against a real Redis: what each operation writes, and that a question is finished,
-// released and counted exactly once whoever tries to finish it.
+// released and counted exactly once whoever tries to finish it. Then the sweep over it: what it
+// ends, what it leaves alone, and when it drops a question from the deadline index.
 let redis: Redis;
 let store: QuestionStore;
 let registry: Registry;
@@ -117,6 +119,36 @@ describe('the question store', () => {
     expect((await store.read(id))!.cancelRequested).toBe('1');
   });
 
+  it('answers a cancel of a record that is gone with `missing`, creating nothing', async () => {
+    const id = randomUUID();
+    expect(await store.requestCancel(id)).toBe('missing');
+    expect(await redis.exists(keys.question(id))).toBe(0);
+  });
+
+  it('releases a refused question without counting it among the answered', async () => {
+    const id = randomUUID();
+    await store.create(id, 'acme', request, 'key-of-refused');
+    await redis.zadd(keys.tenantSlots('acme'), Date.now(), id);
+    const before = (await counted('failed')) ?? 0;
+    const ended = await store.finish(
+      id,
+      { status: 'failed', error: { code: 'UNAVAILABLE', message: 'x' } },
+      { tenant: 'acme', createdAt: Date.now(), inFlightKey: 'key-of-refused', uncounted: true },
+    );
+    expect(ended).toBe(true);
+    expect((await store.read(id))!.status).toBe('failed');
+    expect(await redis.zscore(keys.tenantSlots('acme'), id)).toBeNull();
+    expect((await counted('failed')) ?? 0).toBe(before);
+  });
+
+  it('counts a question whose record lacks createdAt without a NaN duration', async () => {
+    const id = randomUUID();
+    await store.create(id, 'acme', request);
+    await store.finish(id, { status: 'cancelled' }, { tenant: 'acme', createdAt: NaN });
+    const metric = await registry.getSingleMetric('askq_question_duration_seconds')!.get();
+    for (const v of metric.values) expect(Number.isFinite(v.value)).toBe(true);
+  });
+
   it('writes a cached answer as a whole question, counted as cached', async () => {
     const id = randomUUID();
     const before = (await counted('completed', 'true')) ?? 0;
@@ -135,5 +167,91 @@ describe('the question store', () => {
     expect(await store.read(id)).toBeUndefined();
     expect(await redis.exists(keys.events(id))).toBe(0);
     expect(await redis.zscore(keys.questionDeadlines, id)).toBeNull();
+  });
+});
+
+describe('the question sweep', () => {
+  const GRACE_MS = 1_000;
+  const sweep = (now = Date.now()) =>
+    createQuestionSweep({
+      store,
+      redis,
+      log: pino({ level: 'silent' }),
+      jobTimeoutMs: 10_000,
+      lostJobGraceMs: GRACE_MS,
+      jobKey: (id) => `${keys.queuePrefix}:questions:${id}`,
+    }).sweep(now);
+  const jobOf = (id: string) => `${keys.queuePrefix}:questions:${id}`;
+  const errorOf = async (id: string) =>
+    JSON.parse((await store.read(id))!.error ?? '{}') as { code?: string };
+  const aged = (id: string) =>
+    redis.hset(keys.question(id), 'createdAt', Date.now() - 2 * GRACE_MS);
+
+  it('ends a question past its deadline with JOB_TIMEOUT, and drops it once it has settled', async () => {
+    const id = randomUUID();
+    await store.create(id, 'acme', request);
+    await redis.hset(jobOf(id), 'timestamp', Date.now());
+    await redis.zadd(keys.questionDeadlines, Date.now() - 1, id);
+    await sweep();
+    expect(await errorOf(id)).toMatchObject({ code: 'JOB_TIMEOUT' });
+    // Just ended: dropping it now could outlive its terminal event on a cluster.
+    expect(await redis.zscore(keys.questionDeadlines, id)).not.toBeNull();
+    await sweep(Date.now() + 6_000);
+    expect(await redis.zscore(keys.questionDeadlines, id)).toBeNull();
+  });
+
+  it('ends a question past its deadline `cancelled` when a cancel was recorded', async () => {
+    const id = randomUUID();
+    await store.create(id, 'acme', request);
+    await store.requestCancel(id);
+    await redis.zadd(keys.questionDeadlines, Date.now() - 1, id);
+    await sweep();
+    expect((await store.read(id))!.status).toBe('cancelled');
+  });
+
+  it('takes a question without a job for lost only once it is older than the grace', async () => {
+    const id = randomUUID();
+    await store.create(id, 'acme', request);
+    await sweep();
+    expect((await store.read(id))!.status).toBe('queued');
+    await aged(id);
+    await sweep();
+    expect(await errorOf(id)).toMatchObject({ code: 'LOST' });
+  });
+
+  it('leaves an old question alone while its job exists, and ends it once the job is over', async () => {
+    const id = randomUUID();
+    await store.create(id, 'acme', request);
+    await aged(id);
+    // Waiting, delayed for a retry or running: BullMQ has set `timestamp`, not `finishedOn`.
+    await redis.hset(jobOf(id), 'timestamp', Date.now() - 5_000);
+    await sweep();
+    await sweep();
+    expect((await store.read(id))!.status).toBe('queued');
+    await redis.hset(jobOf(id), 'finishedOn', Date.now());
+    await sweep();
+    expect(await errorOf(id)).toMatchObject({ code: 'LOST' });
+  });
+
+  it('drops an index entry whose record is gone only once it is old enough', async () => {
+    const young = randomUUID();
+    const old = randomUUID();
+    const lifetime = 10_000 + 2_500;
+    await redis.zadd(keys.questionDeadlines, Date.now() + lifetime, young);
+    await redis.zadd(keys.questionDeadlines, Date.now() + lifetime - 2 * GRACE_MS, old);
+    await sweep();
+    // The young one's record may still be on its way (on a cluster it may land second).
+    expect(await redis.zscore(keys.questionDeadlines, young)).not.toBeNull();
+    expect(await redis.zscore(keys.questionDeadlines, old)).toBeNull();
+  });
+
+  it('ends every lost question of a round, across pages', async () => {
+    const ids = Array.from({ length: 1_200 }, () => randomUUID());
+    await Promise.all(ids.map((id) => store.create(id, 'acme', request)));
+    await Promise.all(ids.map(aged));
+    const { lost } = await sweep();
+    expect(lost).toBeGreaterThanOrEqual(ids.length);
+    const statuses = await Promise.all(ids.map((id) => redis.hget(keys.question(id), 'status')));
+    expect(new Set(statuses)).toEqual(new Set(['failed']));
   });
 });

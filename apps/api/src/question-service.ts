@@ -96,7 +96,8 @@ export function createQuestionService(deps: {
   /**
    * Writes the record, takes a tenant slot and (for a cached question) registers it in flight,
    * together: independent writes, one round trip. Whatever was taken for a record that could not
-   * be written is given back at once.
+   * be written is given back at once, and whatever of the record did land (its log, its deadline
+   * entry: separate keys) is removed, best effort; the rest expires.
    */
   const accept = async (tenant: string, request: AskRequest, id: string, inFlightKey?: string) => {
     const [created, admitted, claimed] = await Promise.allSettled([
@@ -106,7 +107,7 @@ export function createQuestionService(deps: {
     ]);
     if (created.status === 'rejected') {
       await Promise.all([
-        admitted.status === 'fulfilled' && admitted.value ? slots.release(tenant, id) : undefined,
+        discard(tenant, id),
         inFlightKey && claimed.status === 'fulfilled' && claimed.value === id
           ? cache.releaseInFlight(inFlightKey, id)
           : undefined,
@@ -158,15 +159,27 @@ export function createQuestionService(deps: {
       .finish(
         id,
         { status: 'failed', error },
-        { tenant, createdAt: Number(record.createdAt), inFlightKey: record.inFlightKey },
+        {
+          tenant,
+          createdAt: Number(record.createdAt),
+          inFlightKey: record.inFlightKey,
+          // Refused, not answered: the questions' metrics count accepted ones.
+          uncounted: true,
+        },
       )
       .catch(() => undefined);
   };
 
-  /** The question `owner` as a view a newcomer may join: it exists and has not finished. */
+  /**
+   * The question `owner` as a view a newcomer may join: it exists, it is the tenant's, it has not
+   * finished and no cancel was recorded for it (it is about to end `cancelled`: a newcomer starts
+   * its own run and takes the in-flight registration over).
+   */
   const joinable = async (tenant: string, owner: string | null) => {
-    if (owner === null) return undefined;
-    const view = await get(tenant, owner).catch(() => undefined);
+    if (owner === null || !QUESTION_ID.test(owner)) return undefined;
+    const stored = await store.read(owner).catch(() => undefined);
+    if (!stored || stored.tenant !== tenant || stored.cancelRequested === '1') return undefined;
+    const view = toQuestionView(owner, stored);
     return view && !TERMINAL_STATUSES.has(view.status) ? view : undefined;
   };
 
@@ -294,6 +307,8 @@ export function createQuestionService(deps: {
       // worker holding it, this process below, or the sweep if both fail), so a cancel that
       // answers 202 is never lost. A client that joined the question only lets go of it.
       const request = await store.requestCancel(id).catch(unavailable);
+      // It expired between the read above and the cancel.
+      if (request === 'missing') throw notFound(id);
       if (request === 'detached') {
         log.info({ questionId: id }, 'a client let go of a question others still hold');
         return { view, outcome: 'detached' };

@@ -31,6 +31,13 @@ export const WorkerConfig = BaseConfig.extend({
    * deadline (JOB_TIMEOUT) and those whose job finished or is gone while they are open (LOST).
    */
   ORPHAN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
+  /**
+   * How old an open question must be (from its record's creation) before the sweep takes a
+   * missing job for a lost one, in milliseconds. The API writes the record one round trip before
+   * the job; on a Redis Cluster that round trip may ride out a failover's redirects. Generous:
+   * a question the sweep misses here still ends at its deadline.
+   */
+  LOST_JOB_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
   /** Delay before a question's second attempt, doubling after, in milliseconds (with jitter). */
   RETRY_BASE_DELAY_MS: z.coerce.number().int().min(0).default(1_000),
   /** Longest delay between attempts, also the cap of a server's Retry-After, in milliseconds. */

@@ -11,11 +11,14 @@ import {
   type StoredQuestion,
 } from '@askq/shared';
 
-// A question's record is written just before its job is added, one round trip apart (the API
-// gives up on Redis after REDIS_COMMAND_TIMEOUT_MS): one younger than this may have no job yet.
-// Older, a missing job means it was lost.
-const JOB_ADD_GRACE_MS = 10_000;
-// The most open questions one sweep looks at for a lost job: the sweep's work stays bounded.
+// How long a finished question stays in the deadline index: dropping it at once could outlive
+// its terminal event. On a cluster the index and the record live on different masters; a
+// failover of the record's master in the moment after the event may lose it while the removal
+// stays, and the question would be open with nothing left to end it. Seconds cover the
+// replication of the event.
+const SETTLE_MS = 5_000;
+// The most questions each pass of a round looks at: a round's work stays bounded, and a larger
+// backlog takes more rounds.
 const MAX_CHECKED = 10_000;
 const PAGE = 500;
 
@@ -30,7 +33,8 @@ const PAGE = 500;
  *   question's last event after its job finished (the record and the job live in different
  *   slots, often on different masters), the API died between the record and the job, or a
  *   failover kept one and lost the other. Whether BullMQ trimmed the finished job does not
- *   matter;
+ *   matter. A missing job counts only once the record is LOST_JOB_GRACE_MS old: the API adds
+ *   the job one round trip after writing the record;
  * - whose job BullMQ failed without running it (it stalled more than `maxStalledCount` times):
  *   `LOST`, through `onFailed`, given to the workers' 'failed' event.
  *
@@ -43,10 +47,30 @@ export function createQuestionSweep(deps: {
   redis: RedisClient;
   log: Logger;
   jobTimeoutMs: number;
+  /** LOST_JOB_GRACE_MS: how old a question without a job must be to be taken for lost. */
+  lostJobGraceMs: number;
   /** The Redis key of a question's job (its hash), in its shard's queue. */
   jobKey: (questionId: string) => string;
 }) {
   const { store, log } = deps;
+
+  /**
+   * Drops a question from the index when there is nothing left to end: it finished more than
+   * SETTLE_MS ago, or its record is gone and it is old enough (`aged`) for that not to be a
+   * record still being written (the API writes it and the index entry together, and on a cluster
+   * either may land first). Resolves whether it did.
+   */
+  const settled = async (
+    id: string,
+    question: StoredQuestion | undefined,
+    now: number,
+    aged: boolean,
+  ) => {
+    const finishedAt = Number(question?.finishedAt);
+    const done = question ? isFinished(question.status) && !(finishedAt > now - SETTLE_MS) : aged;
+    if (done) await store.forget(id);
+    return done;
+  };
 
   const end = async (id: string, question: StoredQuestion, outcome: Outcome) => {
     const ended = await store.finish(id, outcome, {
@@ -107,63 +131,60 @@ export function createQuestionSweep(deps: {
     async sweep(now = Date.now()): Promise<{ timedOut: number; lost: number }> {
       let timedOut = 0;
       let lost = 0;
-      // Past their deadline: finished ones leave the index, open ones are ended. Every id read
-      // here leaves it, so each page starts at the front again.
+      // Past their deadline: the open ones are ended, and stay in the index (shifting the next
+      // page) until a later round reads them settled.
+      let offset = 0;
       for (let checked = 0; checked < MAX_CHECKED;) {
-        const ids = await store.due(now, PAGE);
+        const ids = await store.due(now, PAGE, offset);
         checked += ids.length;
+        let kept = 0;
         for (const id of ids) {
           const question = await store.read(id);
-          if (question && !isFinished(question.status)) {
-            const outcome = ending(
-              question,
-              'JOB_TIMEOUT',
-              `the question was not answered within ${deps.jobTimeoutMs} ms`,
-            );
-            if (await end(id, question, outcome)) timedOut++;
-          }
-          await store.forget(id);
+          if (await settled(id, question, now, true)) continue;
+          kept++;
+          if (!question || isFinished(question.status)) continue;
+          const outcome = ending(
+            question,
+            'JOB_TIMEOUT',
+            `the question was not answered within ${deps.jobTimeoutMs} ms`,
+          );
+          if (await end(id, question, outcome)) timedOut++;
         }
         if (ids.length < PAGE) break;
+        offset += kept;
       }
-      // Open, and whose job is over (a failover lost the last event), or gone when it is old
-      // enough to have had one. A deadline is the record's creation plus JOB_TIMEOUT_MS and the
-      // grace, so the records created before `cutoff` are those with deadlines up to:
-      const oldEnough =
-        now - JOB_ADD_GRACE_MS + deps.jobTimeoutMs + deadlineGraceMs(deps.jobTimeoutMs);
-      let offset = 0;
+      // Open, and whose job is over (a failover lost the last event), or gone when the question
+      // is old enough to have had one. BullMQ sets a job's `timestamp` when it adds it and
+      // `finishedOn` when it completes or fails for good; a job waiting, delayed for a retry or
+      // running has the one and not the other, and its worker (or its deadline) ends it.
+      // A deadline is its question's creation plus this.
+      const lifetime = deps.jobTimeoutMs + deadlineGraceMs(deps.jobTimeoutMs);
+      offset = 0;
       for (let checked = 0; checked < MAX_CHECKED;) {
         const entries = await store.open(PAGE, offset);
         checked += entries.length;
-        // BullMQ sets `finishedOn` when a job completes or fails for good.
         const jobs = await Promise.all(
-          entries.map(({ id }) =>
-            Promise.all([
-              deps.redis.exists(deps.jobKey(id)),
-              deps.redis.hget(deps.jobKey(id), 'finishedOn'),
-            ]),
-          ),
+          entries.map(({ id }) => deps.redis.hmget(deps.jobKey(id), 'finishedOn', 'timestamp')),
         );
-        // Ids taken out of the index shift the ones after them: the next page starts that much
-        // sooner.
         let removed = 0;
         for (const [i, { id, deadline }] of entries.entries()) {
-          const [exists, finishedOn] = jobs[i]!;
-          const gone = exists === 0 && deadline <= oldEnough;
-          if (!gone && !finishedOn) continue;
+          const [finishedOn, timestamp] = jobs[i]!;
+          const missing = timestamp === null;
+          if (!missing && !finishedOn) continue;
           const question = await store.read(id);
-          if (!question || isFinished(question.status)) {
-            await store.forget(id);
+          if (await settled(id, question, now, deadline - lifetime <= now - deps.lostJobGraceMs)) {
             removed++;
             continue;
           }
+          if (!question || isFinished(question.status)) continue;
+          const createdAt = Number(question.createdAt);
+          if (missing && !(createdAt <= now - deps.lostJobGraceMs)) continue;
           const outcome = ending(
             question,
             'LOST',
             'the question was lost (a Redis failover or a crashed process); ask again',
           );
           if (await end(id, question, outcome)) lost++;
-          removed++;
         }
         if (entries.length < PAGE) break;
         offset += entries.length - removed;

@@ -267,6 +267,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     redis: data,
     log,
     jobTimeoutMs: config.JOB_TIMEOUT_MS,
+    lostJobGraceMs: config.LOST_JOB_GRACE_MS,
     // BullMQ keeps a job in the hash `<prefix>:<queue>:<job id>`; job ids are question ids.
     jobKey: (id) => `${shards[shardOf(id, shards.length)]!.prefix}:${JOBS.question.queue}:${id}`,
   });
@@ -296,17 +297,24 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     questionWorkers.push(worker);
   }
   // One worker an interval (whoever takes the lock) ends the questions nothing else will: past
-  // their deadline, or open without a job. The lock lapses a little before the next round.
-  const sweepOrphans = async () => {
+  // their deadline, or open without a job. The lock lapses a little before the next round; a
+  // round that runs longer than the interval is not started again over itself here.
+  let sweeping = false;
+  const sweepQuestions = async () => {
+    if (sweeping) return;
+    sweeping = true;
     try {
       const interval = config.ORPHAN_SWEEP_INTERVAL_MS;
-      const won = await data.set(keys.orphanSweepLock, '1', 'PX', Math.round(interval * 0.9), 'NX');
+      const lock = keys.questionSweepLock;
+      const won = await data.set(lock, '1', 'PX', Math.round(interval * 0.9), 'NX');
       if (won === 'OK') await sweep.sweep();
     } catch (e) {
       log.warn({ err: toError(e) }, 'question sweep failed');
+    } finally {
+      sweeping = false;
     }
   };
-  const sweepTimer = setInterval(() => void sweepOrphans(), config.ORPHAN_SWEEP_INTERVAL_MS);
+  const sweepTimer = setInterval(() => void sweepQuestions(), config.ORPHAN_SWEEP_INTERVAL_MS);
   sweepTimer.unref();
 
   // close() waits for active jobs without a deadline: bound it, then hand the jobs back.
@@ -343,7 +351,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   // shutdown, so the API stops counting on them while the worker drains.
   await capacity.beat().catch(() => undefined);
   shutdown.add('capacity heartbeats', () => capacity.stop());
-  shutdown.add('orphaned-question sweep', () => clearInterval(sweepTimer));
+  shutdown.add('question sweep', () => clearInterval(sweepTimer));
 
   log.info(
     {

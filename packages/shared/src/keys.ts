@@ -43,9 +43,12 @@ export interface Keys {
   idempotency(tenant: string, keyHash: string): string;
   /** Pub/sub channel on which the API asks workers to cancel an active question. */
   readonly cancelChannel: string;
-  /** Taken by the one worker that looks for orphaned questions in an interval. */
-  readonly orphanSweepLock: string;
-  /** Sorted set of open questions by deadline (epoch ms): the sweep ends those past it. */
+  /** Taken by the one worker that sweeps the questions in an interval. */
+  readonly questionSweepLock: string;
+  /**
+   * Sorted set of questions by deadline (epoch ms), from their creation until the sweep has read
+   * them finished: the sweep ends the open ones past it, or whose job is gone.
+   */
   readonly questionDeadlines: string;
   /** Hash of live workers' heartbeats: worker id -> JSON { slots, serviceMs, at } (load shedding). */
   readonly workerCapacity: string;
@@ -80,7 +83,7 @@ export function createKeys(prefix: string): Keys {
     rateLimitPrefix: `${prefix}:rl`,
     idempotency: (tenant, keyHash) => `${prefix}:idem:{${tenant}}:${keyHash}`,
     cancelChannel: `${prefix}:cancel`,
-    orphanSweepLock: `${prefix}:orphan-sweep`,
+    questionSweepLock: `${prefix}:question-sweep`,
     workerCapacity: `${prefix}:workers`,
     questionDeadlines: `${prefix}:deadlines`,
     queuePrefix: `{${prefix}}`,

@@ -30,24 +30,32 @@ export interface FinishContext {
    * already queued there. Default: straight to the log.
    */
   append?: Appender;
+  /**
+   * The question was never accepted (its job could not be queued, or its tenant had no slot):
+   * its end is not counted among the questions answered.
+   */
+  uncounted?: boolean;
 }
 
-/** What a client asking to cancel achieved. */
-export type CancelRequest = 'detached' | 'requested';
+/** What a client asking to cancel achieved; `missing`: the record is gone (it expired). */
+export type CancelRequest = 'detached' | 'requested' | 'missing';
 
 /** A question as the store reads it back. */
 export type StoredQuestion = Partial<QuestionRecordFields> & { status?: QuestionStatus };
 
 /**
- * The one owner of question records (their hash in Redis): every write goes through here, so
- * that a record is never half-updated by code that does not know its rules. It creates a record
- * with its first event and its deadline, names the fields of each transition, and finishes a
- * question exactly once: the terminal event, the release of the tenant's slot and of the
- * in-flight key, the removal from the deadline index and the outcome's metrics all follow the
- * one append that landed. Whoever finishes it (the API for a cancel or a cache hit, a worker's
- * attempt, the sweep) goes through `finish`; a second finisher's append is refused, and it does
- * nothing else. The deadline index lists every question from its creation until the sweep has
- * seen it finished.
+ * The one owner of question records (their hash in Redis): it builds every field written to one,
+ * so that a record is never half-updated by code that does not know its rules. It creates a
+ * record with its first event and its deadline, names the fields of each transition (the
+ * worker's event sink and the log's append script write them, as given), and finishes a
+ * question exactly once: the terminal event, then the release of the tenant's slot and of the
+ * in-flight key and the outcome's metrics, all after the one append that landed. Whoever
+ * finishes it (the API for a cancel or a cache hit, a worker's attempt, the sweep) goes through
+ * `finish`; a second finisher's append is refused, and it does nothing else.
+ *
+ * The deadline index lists every question from its creation until the sweep has read it
+ * finished (or gone), so it holds finished questions, and refused ones that could not be
+ * removed, for up to one sweep after their end.
  */
 export interface QuestionStore {
   /** Writes a new question's record, its `queued` event and its deadline, in one round trip. */
@@ -75,7 +83,8 @@ export interface QuestionStore {
   /**
    * A client asks to cancel: when others still hold the question it only detaches that client
    * (`detached`); otherwise the cancel is recorded (`requested`), durably, before anything else:
-   * the question then ends `cancelled` whoever ends it.
+   * the question then ends `cancelled` whoever ends it. Each call lets go of one holder, whoever
+   * sends it: the holders are counted, not named.
    */
   requestCancel(id: string): Promise<CancelRequest>;
   /** The record fields of an attempt that starts. */
@@ -86,9 +95,12 @@ export interface QuestionStore {
   stageFields(stage: string): Record<string, string | number>;
   /** Ends a question; resolves whether this call ended it (false: it had ended already). */
   finish(id: string, outcome: Outcome, context: FinishContext): Promise<boolean>;
-  /** Open questions whose deadline is at or before `until`, oldest first. */
+  /**
+   * Indexed questions whose deadline is at or before `until`, oldest first: open ones, and
+   * finished ones the sweep has not dropped yet.
+   */
   due(until: number, limit: number, offset?: number): Promise<string[]>;
-  /** Open questions with their deadlines, soonest first. */
+  /** Indexed questions (open, or finished and not yet dropped) with their deadlines, soonest first. */
   open(limit: number, offset?: number): Promise<Array<{ id: string; deadline: number }>>;
   /** Drops an id from the deadline index (its record is gone or finished). */
   forget(id: string): Promise<void>;
@@ -112,7 +124,8 @@ export interface QuestionStoreOptions {
 }
 
 // KEYS: the record. Returns 1 when others still hold the question (the caller is detached),
-// 0 when the cancel was recorded.
+// 0 when the cancel was recorded, -1 when there is no record (it expired, or was never written):
+// nothing is created then, not even a stray `holders` field.
 const REQUEST_CANCEL_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local holders = redis.call('HINCRBY', KEYS[1], 'holders', -1)
@@ -162,6 +175,9 @@ export function createQuestionStore(
   const count = (outcome: Outcome, createdAt: number, finishedAt: number) => {
     const cached = outcome.status === 'completed' && outcome.cached === true;
     metrics.questions.labels(outcome.status, String(cached)).inc();
+    // A record from an older version (or a damaged one) may lack createdAt: no duration then,
+    // rather than NaN in the histogram's sum.
+    if (!Number.isFinite(createdAt)) return;
     metrics.questionDuration
       .labels(outcome.status)
       .observe(Math.max(0, finishedAt - createdAt) / 1_000);
@@ -243,7 +259,7 @@ export function createQuestionStore(
 
     async requestCancel(id) {
       const answer = await requestCancelScript(keys.question(id));
-      return answer === 1 ? 'detached' : 'requested';
+      return answer === 1 ? 'detached' : answer === -1 ? 'missing' : 'requested';
     },
 
     activeFields: (attempt, startedAt) => ({ status: 'active', startedAt, attempts: attempt }),
@@ -269,7 +285,6 @@ export function createQuestionStore(
             : [{ event: 'cancelled', data: {} }, end];
       const landed = await (context.append ?? direct(id))(event, { set });
       if (!landed) return false;
-      count(outcome, context.createdAt, finishedAt);
       // The question is over: its slot and in-flight key go, and identical questions asked from
       // now on start their own run. Its deadline stays in the index: the sweep drops it once it
       // sees the record finished. Removing it here could outlive the terminal event itself: on a
@@ -284,6 +299,8 @@ export function createQuestionStore(
         // holds them a little longer.
         log.warn({ err: toError(e), questionId: id }, 'could not release a finished question');
       });
+      // Counted once released: a dashboard that sees the question done sees its slot free too.
+      if (!context.uncounted) count(outcome, context.createdAt, finishedAt);
       return true;
     },
 
