@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { RedisClient } from '@askq/shared';
-import { AppError, type Keys } from '@askq/shared';
+import { AppError, toError, type Keys, type Logger } from '@askq/shared';
 
 /** A response stored under an Idempotency-Key, replayed for a repeat of the same request. */
 export interface StoredResponse {
@@ -10,13 +10,28 @@ export interface StoredResponse {
 
 /** What to do with a request that carries an Idempotency-Key. */
 export type IdempotencyDecision =
-  | { kind: 'new'; complete(response: StoredResponse): Promise<void>; abandon(): Promise<void> }
+  | {
+      kind: 'new';
+      /** Stores the response for replays; never throws (the request was accepted either way). */
+      complete(response: StoredResponse): Promise<void>;
+      /** Frees the key for a retry, unless another request holds it by now. */
+      abandon(): Promise<void>;
+    }
   | { kind: 'replay'; response: StoredResponse };
 
 interface Stored {
   bodyHash: string;
+  /** Names the request that holds a pending key, so that only it frees the key. */
+  token?: string;
   response?: StoredResponse;
 }
+
+// KEYS: the idempotency key; ARGV: the pending value this request wrote. Deletes the key only
+// while it still holds that value: a request whose claim expired must not free a newer one's.
+const DELETE_IF_OURS_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -29,6 +44,7 @@ const KEY = /^[\x21-\x7e]{1,255}$/;
 export function createIdempotency(
   redis: RedisClient,
   keys: Keys,
+  log: Logger,
   options: {
     /** How long a completed request's response is replayed. */
     ttlSeconds: number;
@@ -47,23 +63,27 @@ export function createIdempotency(
       const keyHash = createHash('sha256').update(key).digest('hex');
       const bodyHash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
       const redisKey = keys.idempotency(tenant, keyHash);
-      const pending: Stored = { bodyHash };
-      const claimed = await redis.set(
-        redisKey,
-        JSON.stringify(pending),
-        'EX',
-        options.pendingSeconds,
-        'NX',
-      );
+      const pending = JSON.stringify({ bodyHash, token: randomUUID() } satisfies Stored);
+      const claimed = await redis.set(redisKey, pending, 'EX', options.pendingSeconds, 'NX');
       if (claimed === 'OK') {
         return {
           kind: 'new',
           complete: async (response) => {
-            const done: Stored = { bodyHash, response };
-            await redis.set(redisKey, JSON.stringify(done), 'EX', options.ttlSeconds, 'XX');
+            const done = JSON.stringify({ bodyHash, response } satisfies Stored);
+            const stored = await redis
+              .set(redisKey, done, 'EX', options.ttlSeconds, 'XX')
+              .catch((e: unknown) => {
+                log.warn({ err: toError(e), tenant }, 'idempotent response not stored');
+                return 'failed';
+              });
+            // The claim outlived IDEMPOTENCY_PENDING_SECONDS: a retry with this key from now on
+            // is taken as a new request.
+            if (stored === null) {
+              log.warn({ tenant }, 'idempotency claim expired before the request was accepted');
+            }
           },
           abandon: async () => {
-            await redis.del(redisKey);
+            await redis.eval(DELETE_IF_OURS_LUA, 1, redisKey, pending);
           },
         };
       }

@@ -140,7 +140,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
       prefix: keys.rateLimitPrefix,
       perMinute: config.RATE_LIMIT_PER_MINUTE,
     }),
-    idempotency: createIdempotency(data, keys, {
+    idempotency: createIdempotency(data, keys, log, {
       ttlSeconds: 86_400,
       pendingSeconds: config.IDEMPOTENCY_PENDING_SECONDS,
     }),
