@@ -17,11 +17,13 @@ function fakes(logged: LoggedEvent[] = []) {
   let listener: EventListener | undefined;
   let releases = 0;
   let confirm: () => void = () => {};
+  let refuse: () => void = () => {};
   const hub: EventHub = {
     subscribe(_id, l) {
       listener = l;
-      return new Promise((resolve) => {
+      return new Promise((resolve, reject) => {
         confirm = () => resolve(() => void releases++);
+        refuse = () => reject(new Error('subscription refused'));
       });
     },
   };
@@ -63,6 +65,7 @@ function fakes(logged: LoggedEvent[] = []) {
     reads,
     logged,
     confirm: () => confirm(),
+    refuse: () => refuse(),
     publish: (...batch: LoggedEvent[]) => listener!.onEvents(batch),
     resync: () => listener!.onResync(),
     hold: () => {
@@ -76,8 +79,14 @@ function fakes(logged: LoggedEvent[] = []) {
   };
 }
 
-const stream = (f: ReturnType<typeof fakes>, after?: string, heartbeatMs = 60_000) =>
+const stream = (
+  f: ReturnType<typeof fakes>,
+  after?: string,
+  heartbeatMs = 60_000,
+  hooks: { onOpen?: () => void; onClose?: () => void } = {},
+) =>
   createLiveStream({
+    ...hooks,
     questionId: 'q',
     after,
     output: f.output,
@@ -179,6 +188,32 @@ describe('createLiveStream', () => {
     await serving;
     expect(f.ids()).toEqual([]);
     await vi.waitFor(() => expect(f.releases()).toBe(1));
+  });
+
+  it('opens (onOpen) only once the subscription is confirmed, just before the head', async () => {
+    const f = fakes([event(1)]);
+    const live = stream(f, undefined, 60_000, { onOpen: () => f.written.push('OPEN\n') });
+    const serving = live.serve(() => f.written.push('HEAD\n'));
+    await Promise.resolve();
+    expect(f.written).toEqual([]);
+    f.confirm();
+    await serving;
+    expect(f.written.slice(0, 2)).toEqual(['OPEN\n', 'HEAD\n']);
+  });
+
+  it('never opens when the subscription is refused, and closes', async () => {
+    const f = fakes();
+    let opened = 0;
+    let closed = 0;
+    const live = stream(f, undefined, 60_000, {
+      onOpen: () => void opened++,
+      onClose: () => void closed++,
+    });
+    const serving = live.serve(() => f.written.push('HEAD\n'));
+    f.refuse();
+    await expect(serving).rejects.toThrow('subscription refused');
+    live.close();
+    expect({ opened, closed, written: f.written }).toEqual({ opened: 0, closed: 1, written: [] });
   });
 
   it('lets go of a subscription it never served', async () => {

@@ -55,9 +55,11 @@ export interface LiveStreamOptions {
   heartbeatMs: number;
   /** Unsent bytes after which a slow client is dropped. */
   maxBufferBytes: number;
+  /** Called once the subscription is confirmed, just before the head is written. */
+  onOpen?: () => void;
   /** Called with how many events each write carried. */
   onSent?: (count: number) => void;
-  /** Called once when the stream closes. */
+  /** Called once when the stream closes (whether or not it opened). */
   onClose?: () => void;
 }
 
@@ -185,6 +187,7 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
         quiet = true;
       }, options.heartbeatMs);
       heartbeat.unref();
+      options.onOpen?.();
       writeHead();
       await replay();
     },

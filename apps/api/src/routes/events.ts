@@ -52,6 +52,12 @@ export function eventRoutes(deps: {
       heartbeatMs: deps.options.heartbeatMs,
       maxBufferBytes: deps.options.maxBufferBytes,
       onSent: (count) => deps.metrics.sseEventsSent.inc(count),
+      // Counted (and ended at shutdown) from the moment it streams: a refused subscription is a
+      // 503, not a stream.
+      onOpen: () => {
+        deps.streams.add(res);
+        deps.metrics.sseConnections.inc();
+      },
       onClose: () => {
         if (deps.streams.delete(res)) deps.metrics.sseConnections.dec();
       },
@@ -118,8 +124,6 @@ export function eventRoutes(deps: {
       live.close();
       return;
     }
-    deps.streams.add(res);
-    deps.metrics.sseConnections.inc();
     // A subscription Redis refused is a 503, as everywhere.
     await live.serve(() => writeSseHead(res, deps.options.retryMs)).catch(unavailable);
   });
