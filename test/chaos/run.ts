@@ -1,13 +1,16 @@
 // `npm run chaos -- [--seconds 60] [--clients 4]`: two API processes and two workers against one
 // Redis that fsyncs every write, questions asked without pause, and every few seconds one of the
 // four SIGKILLed at random and started again. At the end every accepted question must be
-// terminal: the JSON summary counts them by outcome, and `open` must be 0 (exit 1 otherwise).
+// terminal: the JSON summary counts them by outcome, and `open` must be 0. Each one's event log
+// must hold exactly one terminal event, as its last (`badLogs` must be 0). Exit 1 otherwise.
 // Not part of `npm test`: it runs for minutes and proves a property of the whole, not a case.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { createKeys } from '@askq/shared';
 import { startChromaServer } from '../../scripts/lib/chroma-server.js';
 import { freePort } from '../../scripts/lib/free-port.js';
 import { startRedisServer } from '../../scripts/lib/redis-server.js';
@@ -49,6 +52,8 @@ const env = {
   WORKER_LOCK_MS: '2000',
   WORKER_STALLED_INTERVAL_MS: '1000',
   ORPHAN_SWEEP_INTERVAL_MS: '1000',
+  // An API killed between a record and its job: the sweep takes the job for lost after this.
+  LOST_JOB_GRACE_MS: '5000',
   JOB_TIMEOUT_MS: '30000',
   RATE_LIMIT_PER_MINUTE: '1000000',
   READ_RATE_LIMIT_PER_MINUTE: '1000000',
@@ -144,6 +149,18 @@ while (open.length > 0 && Date.now() < deadline) {
   if (open.length > 0) await sleep(1_000);
 }
 
+// One end per question, and nothing after it: a second finisher's append must have been refused.
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const reader = new Redis(redis.url);
+const keys = createKeys(env.REDIS_PREFIX);
+let badLogs = 0;
+for (const id of accepted) {
+  const names = (await reader.xrange(keys.events(id), '-', '+')).map(([, f]) => f[1]!);
+  const ends = names.filter((name) => TERMINAL.has(name)).length;
+  if (ends !== 1 || !TERMINAL.has(names.at(-1)!)) badLogs++;
+}
+reader.disconnect();
+
 console.log(
   JSON.stringify(
     {
@@ -157,6 +174,7 @@ console.log(
       refused: Object.fromEntries(refused),
       outcomes: Object.fromEntries(outcomes),
       open: open.length,
+      badLogs,
     },
     null,
     2,
@@ -165,4 +183,4 @@ console.log(
 await Promise.allSettled(slots.map((s) => s.process.process.stop()));
 await llm.close();
 await Promise.allSettled([redis.stop(), chroma.stop()]);
-process.exit(open.length === 0 ? 0 : 1);
+process.exit(open.length === 0 && badLogs === 0 ? 0 : 1);

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createKeys, type QuestionResult, type QuestionView } from '@askq/shared';
@@ -295,12 +296,15 @@ describe('workers that die or stop', () => {
   }, 120_000);
 
   it('keeps /healthz, /metrics and the cancel subscriber while it drains', async () => {
-    llm.reply(() => ({ text: SLOW, chunkDelayMs: 100 }));
+    // One word, then a long pause: only the broadcast cancel can stop the call inside it (the
+    // worker's next append, which would also see the cancel, comes after the pause).
+    llm.reply(() => ({ text: SLOW, chunkDelayMs: 30_000 }));
     const worker = await spawnWorker({ ...env, SHUTDOWN_TIMEOUT_MS: '20000' });
     const { id, events } = await askq.ask('What causes tides? (cancelled while draining)', {
       cache: false,
     });
     await followEvents(events, { stopAfter: (got) => got.some((e) => e.event === 'token') });
+    const call = llm.requests.findLastIndex((r) => r.path.endsWith('/chat/completions'));
     process.kill(worker.process.pid, 'SIGTERM');
     // It takes no more jobs (not ready) but is alive and still observable.
     await vi.waitFor(async () => expect((await fetch(`${worker.url}/readyz`)).status).toBe(503), {
@@ -312,6 +316,12 @@ describe('workers that die or stop', () => {
     // A cancel still reaches the question it is finishing, and then the drain ends.
     const cancel = await fetch(`${askq.url}/v1/questions/${id}`, { method: 'DELETE' });
     expect(cancel.status).toBe(202);
+    // Well inside the 30 s pause: the worker heard the broadcast and aborted the call.
+    const heard = await Promise.race([
+      llm.disconnected(call).then(() => 'aborted'),
+      sleep(15_000, 'still streaming', { ref: false }),
+    ]);
+    expect(heard).toBe('aborted');
     const { events: received } = await readStream(events);
     expect(received.at(-1)!.event).toBe('cancelled');
     expect(await worker.process.exited).toBe(0);

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createKeys, type QuestionView } from '@askq/shared';
+import { createIdempotency } from '../../apps/api/src/idempotency.js';
 import { startAskq, type TestAskq } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { spawnApi, spawnWorker } from '../support/processes.js';
@@ -14,6 +17,9 @@ import { followEvents, type ReceivedEvent } from '../support/sse-client.js';
 const DOCS = [{ id: 'tides', text: 'Tides are caused by the pull of the Moon on the oceans.' }];
 const ANSWER = 'Tides are caused by the pull of the Moon [1].';
 const SLOW = `${'Tides are caused by the Moon '.repeat(20).trim()} [1].`;
+// The sweep takes a question without a job for lost only this long after its record was written
+// (LOST_JOB_GRACE_MS, 60 s by default): short here, so the tests that lose a job end in seconds.
+const LOST_JOB_GRACE_MS = '2000';
 
 let llm: FakeLlm;
 let redis: Redis;
@@ -58,7 +64,7 @@ describe('an API that dies between the record and the job', () => {
     const doomed = await spawnApi({ ...env, REDIS_URL: proxy.url });
     const askq = await startAskq({
       prefix,
-      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '500' },
+      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '500', LOST_JOB_GRACE_MS },
     });
     try {
       const question = { question: 'What causes the tides? (the API dies)' };
@@ -129,6 +135,51 @@ describe('cancelling', () => {
   });
 });
 
+describe('a cancel recorded between the last token and `completed`', () => {
+  it('ends the question cancelled at once, not at its deadline', async () => {
+    const proxy = await proxyFor();
+    const prefix = `late${Date.now()}`;
+    // The worker reaches Redis through the proxy, which holds its `completed` append while the
+    // cancel is recorded; the log then refuses that append.
+    const api = await startAskq({ prefix, worker: false });
+    const worker = await spawnWorker({
+      REDIS_URL: proxy.url,
+      REDIS_PREFIX: prefix,
+      CHROMA_URL: inject('chromaUrl'),
+      LLM_BASE_URL: llm.baseURL,
+      TOKEN_BATCH_MS: '5',
+    });
+    try {
+      await api.seed(DOCS);
+      llm.reply(() => ({ text: ANSWER }));
+      // The event log's append names the question's log; BullMQ's scripts say `completed` too.
+      const completing = proxy.on(
+        (c) =>
+          (c[0] === 'evalsha' || c[0] === 'eval') &&
+          c.includes('completed') &&
+          c.some((arg) => arg.endsWith('}:events')),
+        'stall',
+      );
+      const asked = await api.ask('What causes the tides? (cancelled at the end)', {
+        cache: false,
+      });
+      await completing;
+      const res = await fetch(`${api.url}/v1/questions/${asked.id}`, { method: 'DELETE' });
+      expect(res.status).toBe(202);
+      proxy.heal();
+      // Well before its deadline (JOB_TIMEOUT_MS, two minutes): the worker ended it itself.
+      const events = await followEvents(asked.events, { timeoutMs: 20_000 });
+      expect(lastEvent(events).event).toBe('cancelled');
+      expect(events.some((e) => e.event === 'completed')).toBe(false);
+    } finally {
+      proxy.heal();
+      await worker.process.stop();
+      await api.stop();
+      await proxy.close();
+    }
+  }, 60_000);
+});
+
 describe('a cancel whose `cancelled` event could not be written', () => {
   it('answers 202 only once the cancel is recorded, and the question still ends cancelled', async () => {
     const proxy = await proxyFor();
@@ -165,6 +216,7 @@ describe('a cancel whose `cancelled` event could not be written', () => {
         CHROMA_URL: inject('chromaUrl'),
         REDIS_PREFIX: prefix,
         ORPHAN_SWEEP_INTERVAL_MS: '500',
+        LOST_JOB_GRACE_MS,
       });
       try {
         const received = await followEvents(`${api.url}/v1/questions/${id}/events`, {
@@ -184,7 +236,7 @@ describe('a cancel whose `cancelled` event could not be written', () => {
 describe('the sweep', () => {
   it('ends a question whose job BullMQ already trimmed while a failover lost its end', async () => {
     const askq = await startAskq({
-      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '300' },
+      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '300', LOST_JOB_GRACE_MS },
     });
     try {
       await askq.seed(DOCS);
@@ -196,7 +248,7 @@ describe('the sweep', () => {
 
   it('ends a question whose waiting job a failover lost, keeping its record', async () => {
     const askq = await startAskq({
-      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '300' },
+      env: { LLM_BASE_URL: llm.baseURL, ORPHAN_SWEEP_INTERVAL_MS: '300', LOST_JOB_GRACE_MS },
     });
     const { Queue } = await import('bullmq');
     const connection = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
@@ -216,6 +268,30 @@ describe('the sweep', () => {
     } finally {
       await queue.close();
       connection.disconnect();
+      await askq.stop();
+    }
+  }, 60_000);
+
+  it('leaves a question waiting for its retry alone across sweeps, however old', async () => {
+    // No grace at all: a job the sweep failed to see (a delayed one, say) would be ended LOST.
+    const askq = await startAskq({
+      env: {
+        LLM_BASE_URL: llm.baseURL,
+        ORPHAN_SWEEP_INTERVAL_MS: '300',
+        LOST_JOB_GRACE_MS: '0',
+        RETRY_BASE_DELAY_MS: '3000',
+      },
+    });
+    try {
+      await askq.seed(DOCS);
+      let calls = 0;
+      llm.reply(() => (++calls === 1 ? { status: 500, error: 'overloaded' } : { text: ANSWER }));
+      const asked = await askq.ask('What causes tides? (retried later)', { cache: false });
+      const events = await followEvents(asked.events, { timeoutMs: 30_000 });
+      expect(events.map((e) => e.event)).toContain('retry');
+      expect(lastEvent(events).event).toBe('completed');
+      expect(calls).toBe(2);
+    } finally {
       await askq.stop();
     }
   }, 60_000);
@@ -282,6 +358,32 @@ describe('a deadline', () => {
 });
 
 describe('Idempotency-Key', () => {
+  it('lets a request whose claim lapsed free only its own claim, not a newer one', async () => {
+    const keys = createKeys(`idem${randomUUID().slice(0, 8)}`);
+    const idempotency = createIdempotency(redis, keys, pino({ level: 'silent' }), {
+      ttlSeconds: 60,
+      pendingSeconds: 30,
+    });
+    const body = { question: 'What causes the tides? (slow accept)' };
+    const first = await idempotency.begin('acme', 'slow-0001', body);
+    // Its claim lapses (the accept outlived IDEMPOTENCY_PENDING_SECONDS); a retry claims anew.
+    const [stored] = await redis.keys(`${keys.idempotency('acme', '*')}`);
+    await redis.del(stored!);
+    const second = await idempotency.begin('acme', 'slow-0001', body);
+    expect([first.kind, second.kind]).toEqual(['new', 'new']);
+    if (first.kind !== 'new' || second.kind !== 'new') return;
+    await first.abandon();
+    // The retry still holds the key: a third attempt waits for it rather than running too.
+    await expect(idempotency.begin('acme', 'slow-0001', body)).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await second.complete({ status: 202, body: { id: 'q2' } });
+    expect(await idempotency.begin('acme', 'slow-0001', body)).toEqual({
+      kind: 'replay',
+      response: { status: 202, body: { id: 'q2' } },
+    });
+  });
+
   it('frees the key of a request whose process died while accepting it, within seconds', async () => {
     const proxy = await proxyFor();
     const prefix = `idem${Date.now()}`;
@@ -309,12 +411,13 @@ describe('Idempotency-Key', () => {
       );
       const first = post(doomed.url, body, headers).catch(() => undefined);
       await claimed;
+      // While the first is being accepted, a retry is refused: it could enqueue it twice.
+      expect((await post(api.url, body, headers)).status).toBe(409);
       process.kill(doomed.process.pid, 'SIGKILL');
       await doomed.process.exited;
       await first;
       // (The proxy stays stalled: what the dead process had sent must never reach Redis.)
-      // At once the key is still held (409); seconds later the retry is accepted.
-      expect((await post(api.url, body, headers)).status).toBe(409);
+      // Seconds later the claim has lapsed, and the retry is accepted.
       await vi.waitFor(async () => expect((await post(api.url, body, headers)).status).toBe(202), {
         timeout: 10_000,
         interval: 250,

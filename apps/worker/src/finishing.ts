@@ -10,9 +10,6 @@ import {
 import type { AnswerDetail } from './answering.js';
 import { resultTimings, type Attempt } from './attempt.js';
 
-/** How an attempt's failure was settled, for BullMQ: retried, or the job ends. */
-export type Failure = { retry: true; error: AppError } | { retry: false; error: Error };
-
 /**
  * The end of an attempt: the question's end written through the store (which releases and
  * counts), and the one log line per finished question with its timings and their shares
@@ -20,6 +17,36 @@ export type Failure = { retry: true; error: AppError } | { retry: false; error: 
  */
 export function createFinishing(deps: { questions: QuestionStore; log: Logger }) {
   const { questions, log } = deps;
+
+  const end = (attempt: Attempt, outcome: Outcome) =>
+    questions.finish(attempt.q.id, outcome, attempt.finishing).catch((e: unknown) => {
+      log.warn({ err: toError(e), questionId: attempt.q.id }, `could not record ${outcome.status}`);
+      return false;
+    });
+
+  const finished = (
+    attempt: Attempt,
+    outcome: string,
+    code: string | undefined,
+    spent: QuestionResult['timings'],
+  ) =>
+    log.info(
+      {
+        questionId: attempt.q.id,
+        outcome,
+        attempt: attempt.number,
+        code,
+        ...timingFields({ ...spent, totalMs: Date.now() - attempt.q.enqueuedAt }),
+      },
+      'question finished',
+    );
+
+  /** Ends the question `cancelled` (a cancel was recorded); resolves whether this call did. */
+  const cancel = async (attempt: Attempt, spent: QuestionResult['timings']) => {
+    const ended = await end(attempt, { status: 'cancelled' });
+    if (ended) finished(attempt, 'cancelled', 'CANCELLED', spent);
+    return ended;
+  };
 
   return {
     /** Ends the question completed; resolves whether this attempt's end landed. */
@@ -34,40 +61,25 @@ export function createFinishing(deps: { questions: QuestionStore; log: Logger })
       return landed;
     },
 
+    cancel,
+
     /**
      * Settles a failed attempt: a cancel ends the question `cancelled`; a passing fault with
      * attempts left announces the next one (`retry`, and the question waits `queued`); anything
-     * else ends it `failed`. Resolves with what BullMQ should be told.
+     * else ends it `failed`. Resolves with the error to throw to BullMQ: a retryable one asks it
+     * for the next attempt, an UnrecoverableError ends the job.
      */
     async fail(
       attempt: Attempt,
       thrown: unknown,
       attemptsLeft: boolean,
       spent: QuestionResult['timings'],
-    ): Promise<Failure> {
+    ): Promise<Error> {
       const { q } = attempt;
       const error = asAppError(attempt.reasonFor(thrown));
-      const finishedAt = Date.now();
-      const finished = (outcome: string) =>
-        log.info(
-          {
-            questionId: q.id,
-            outcome,
-            attempt: attempt.number,
-            code: error.code,
-            ...timingFields({ ...spent, totalMs: finishedAt - q.enqueuedAt }),
-          },
-          'question finished',
-        );
-      const end = (outcome: Outcome) =>
-        questions.finish(q.id, outcome, attempt.finishing).catch((e: unknown) => {
-          log.warn({ err: toError(e), questionId: q.id }, `could not record ${outcome.status}`);
-          return false;
-        });
       if (error.code === 'CANCELLED') {
-        await end({ status: 'cancelled' });
-        finished('cancelled');
-        return { retry: false, error: new UnrecoverableError('cancelled') };
+        await cancel(attempt, spent);
+        return new UnrecoverableError('cancelled');
       }
       if (error.retryable && attemptsLeft) {
         const next = attempt.number + 1;
@@ -81,15 +93,18 @@ export function createFinishing(deps: { questions: QuestionStore; log: Logger })
           { questionId: q.id, attempt: attempt.number, code: error.code, err: error },
           'attempt failed; retrying',
         );
-        return { retry: true, error };
+        return error;
       }
-      await end({ status: 'failed', error: { code: error.code, message: error.message } });
+      await end(attempt, {
+        status: 'failed',
+        error: { code: error.code, message: error.message },
+      });
       log.warn(
         { questionId: q.id, attempt: attempt.number, code: error.code, err: error },
         'question failed',
       );
-      finished('failed');
-      return { retry: false, error: new UnrecoverableError(error.message) };
+      finished(attempt, 'failed', error.code, spent);
+      return new UnrecoverableError(error.message);
     },
 
     /** What a failed attempt had spent when it stopped. */

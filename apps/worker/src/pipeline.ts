@@ -104,7 +104,10 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     const superseded = async () =>
       Number((await deps.questions.read(q.id).catch(() => undefined))?.attempts ?? 0) > number;
     const abandon = () => {
-      log.warn({ questionId: q.id, attempt: number }, 'a later attempt took this question over');
+      log.warn(
+        { questionId: q.id, attempt: number },
+        'a later attempt took this question over; stopping',
+      );
       throw new Error(`attempt ${number} of question ${q.id} was superseded`);
     };
 
@@ -128,19 +131,16 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       answered.result.timings.queueMs = queueMs;
       answered.result.timings.totalMs = Date.now() - q.enqueuedAt;
       await answering.remember(attempt, answered);
-      const landed = await finishing.complete(attempt, answered);
-      if (!landed && (await superseded())) return abandon();
-      return { status: 'completed' };
+      if (await finishing.complete(attempt, answered)) return { status: 'completed' };
+      if (await superseded()) return abandon();
+      // Refused: a cancel was recorded between the last token and the end (or the question
+      // ended elsewhere, and this is refused too). Nothing else would end it before its deadline.
+      await finishing.cancel(attempt, finishing.spent(attempt, queueMs));
+      return { status: 'cancelled' };
     } catch (e) {
       if (attempt.stopCause === 'refused' && (await superseded())) return abandon();
       const attemptsLeft = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
-      const failure = await finishing.fail(
-        attempt,
-        e,
-        attemptsLeft,
-        finishing.spent(attempt, queueMs),
-      );
-      throw failure.error;
+      throw await finishing.fail(attempt, e, attemptsLeft, finishing.spent(attempt, queueMs));
     } finally {
       attempt.dispose();
     }
