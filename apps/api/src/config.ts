@@ -36,6 +36,10 @@ export const ApiConfig = BaseConfig.extend({
   TENANT_MAX_DOCUMENTS: z.coerce.number().int().positive().default(100_000),
   /** Chunks each tenant may store, all collections together (estimated for new documents). */
   TENANT_MAX_CHUNKS: z.coerce.number().int().positive().default(1_000_000),
+  /** Earlier turns (a question and its answer are two) a follow-up question carries at most. */
+  CONVERSATION_MAX_TURNS: z.coerce.number().int().min(0).max(100).default(10),
+  /** Characters of earlier turns a follow-up question carries at most, all turns together. */
+  CONVERSATION_MAX_CHARS: z.coerce.number().int().min(0).max(200_000).default(8_000),
   /**
    * Key for admin routes (Bull Board, cache clear). Unset: with auth off they are open (Bull Board
    * read-only); with API_KEYS set they are closed.

@@ -5,14 +5,21 @@ import type { RedisClient } from '@askq/shared';
 import {
   AppError,
   JOBS,
+  QUESTION_ID,
   TERMINAL_STATUSES,
   shardOf,
   toError,
   toPublicError,
   toQuestionView,
+  boundHistory,
+  contextOf,
+  continueHistory,
   type AnswerCache,
   type TenantSlots,
   type AskRequest,
+  type HistoryLimits,
+  type ResolvedAsk,
+  type Turn,
   type CachedAnswer,
   type CacheEpoch,
   type CacheIdentity,
@@ -25,9 +32,6 @@ import {
   type QuestionStore,
   type QuestionView,
 } from '@askq/shared';
-
-/** Question ids are UUIDs; anything else cannot exist and is answered 404 without a lookup. */
-const QUESTION_ID = /^[\w-]{1,64}$/;
 
 /** How a question was taken: queued for a worker, answered from the cache, or joined to a running one. */
 export type AskOutcome = { kind: 'queued' | 'cached' | 'coalesced'; view: QuestionView };
@@ -68,6 +72,8 @@ export function createQuestionService(deps: {
   shedder: LoadShedder;
   /** The owner of question records: every write to one goes through it. */
   store: QuestionStore;
+  /** How much of a conversation a follow-up carries. */
+  history: HistoryLimits;
 }): QuestionService {
   const { redis, queues, keys, log, metrics, cache, inFlightTtlMs, slots, store } = deps;
   const queueOf = (id: string) => queues[shardOf(id, queues.length)]!;
@@ -87,7 +93,7 @@ export function createQuestionService(deps: {
    * job, so a worker never sees a job without its record and a client can open the stream the
    * moment it has the id.
    */
-  const createRecord = (tenant: string, request: AskRequest, id: string, inFlightKey?: string) =>
+  const createRecord = (tenant: string, request: ResolvedAsk, id: string, inFlightKey?: string) =>
     store.create(id, tenant, request, inFlightKey).catch(unavailable);
 
   /** Removes a question whose id was never handed out, and gives its slot (if any) back. */
@@ -99,7 +105,7 @@ export function createQuestionService(deps: {
    * be written is given back at once, and whatever of the record did land (its log, its deadline
    * entry: separate keys) is removed, best effort; the rest expires.
    */
-  const accept = async (tenant: string, request: AskRequest, id: string, inFlightKey?: string) => {
+  const accept = async (tenant: string, request: ResolvedAsk, id: string, inFlightKey?: string) => {
     const [created, admitted, claimed] = await Promise.allSettled([
       createRecord(tenant, request, id, inFlightKey),
       slots.admit(tenant, id, deps.maxInFlight),
@@ -125,7 +131,7 @@ export function createQuestionService(deps: {
    */
   const submit = async (
     tenant: string,
-    request: AskRequest,
+    request: ResolvedAsk,
     id: string,
     { record, admitted }: Awaited<ReturnType<typeof accept>>,
     queueing: Admission | undefined,
@@ -190,7 +196,7 @@ export function createQuestionService(deps: {
    */
   const answerFromCache = async (
     tenant: string,
-    request: AskRequest,
+    request: ResolvedAsk,
     hit: CachedAnswer,
   ): Promise<QuestionView> => {
     const started = performance.now();
@@ -215,9 +221,45 @@ export function createQuestionService(deps: {
     return { kind: 'coalesced', view };
   };
 
+  /**
+   * The earlier turns a question carries: those the client sent, or those of the question it
+   * follows up (its own turns, its text and its answer), bounded either way.
+   */
+  const resolve = async (tenant: string, asked: AskRequest): Promise<ResolvedAsk> => {
+    const { history, ...request } = asked;
+    if (history && request.previousQuestionId) {
+      throw new AppError('INVALID_REQUEST', 'give previousQuestionId or history, not both', {
+        details: [{ path: 'history', message: 'not allowed with previousQuestionId' }],
+      });
+    }
+    if (history) return { ...request, history: boundHistory(history, deps.history) };
+    if (!request.previousQuestionId) return request;
+    const previous = await get(tenant, request.previousQuestionId);
+    if (previous.status !== 'completed' || !previous.result) {
+      throw new AppError(
+        'CONFLICT',
+        `question ${previous.id} is ${previous.status}: only a completed question can be followed up`,
+      );
+    }
+    const stored = await store.read(previous.id).catch(unavailable);
+    const earlier = parseTurns(stored?.history);
+    return {
+      ...request,
+      history: continueHistory(earlier, previous.question, previous.result.answer, deps.history),
+    };
+  };
+
   return {
-    async ask(tenant, request, admitted = Promise.resolve()) {
-      const identity: CacheIdentity = { tenant, ...request };
+    async ask(tenant, asked, admitted = Promise.resolve()) {
+      let request: ResolvedAsk;
+      try {
+        request = await resolve(tenant, asked);
+      } catch (e) {
+        // A refused request is told so first, as for any other bad request.
+        await admitted;
+        throw e;
+      }
+      const identity: CacheIdentity = { tenant, ...request, context: contextOf(request.history) };
       // The backlog is read alongside the other reads; it only matters for a question that will
       // be queued (not a cache hit, not one joining a question already running). The shedder
       // decides before anything is written, so a refused question leaves nothing behind; its
@@ -374,6 +416,17 @@ function lastEpochs() {
       seen.set(nameOf(identity), epoch);
     },
   };
+}
+
+/** The turns stored with a record; a damaged value counts as none rather than failing the ask. */
+function parseTurns(json: string | undefined): Turn[] {
+  if (!json) return [];
+  try {
+    const turns = JSON.parse(json) as unknown;
+    return Array.isArray(turns) ? (turns as Turn[]) : [];
+  } catch {
+    return [];
+  }
 }
 
 function viewOf(id: string, record: QuestionRecordFields): QuestionView {

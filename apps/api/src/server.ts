@@ -120,6 +120,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     log,
     questions: createQuestionService({
       redis: data,
+      history: { turns: config.CONVERSATION_MAX_TURNS, chars: config.CONVERSATION_MAX_CHARS },
       queues: questionQueues,
       store: createQuestionStore(
         { redis: data, keys, events, slots, cache: answerCache, metrics, log },

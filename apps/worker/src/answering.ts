@@ -1,5 +1,6 @@
 import {
   AppError,
+  contextOf,
   toError,
   type AnswerCache,
   type AskqMetrics,
@@ -21,6 +22,7 @@ import type { ChatModel } from './llm/chat-model.js';
 import { chooseRoute } from './llm/route.js';
 import { generate, type GenerationOutput } from './stages/generate.js';
 import { embedQuestion, retrieve } from './stages/retrieve.js';
+import { standaloneQuestion, type Standalone } from './stages/standalone.js';
 
 /** The answer given, without asking a model, when retrieval finds nothing. */
 export const NO_SOURCES_ANSWER = 'No sources in this collection match the question.';
@@ -102,7 +104,12 @@ export function createAnswering(deps: AnsweringDeps) {
     };
   };
 
-  const generateAnswer = (attempt: Attempt, sources: QuestionResult['sources'], route: Route) => {
+  const generateAnswer = (
+    attempt: Attempt,
+    sources: QuestionResult['sources'],
+    route: Route,
+    standalone: Standalone,
+  ) => {
     const onToken = (text: string) => attempt.sink.token(text, attempt.number);
     if (sources.length === 0) {
       // Nothing to ground an answer in: say so instead of paying a model to guess.
@@ -115,10 +122,21 @@ export function createAnswering(deps: AnsweringDeps) {
       return Promise.resolve(none);
     }
     return generate(
-      { question: attempt.q.question, sources, route },
+      {
+        question: attempt.q.question,
+        standalone: standalone.text,
+        history: attempt.q.history,
+        sources,
+        route,
+      },
       { model: deps.model, onToken, maxChars: settings.maxAnswerChars },
       attempt.signal,
     );
+  };
+
+  const countTokens = (model: string, usage: Usage) => {
+    metrics.tokens.labels(model, 'prompt').inc(usage.promptTokens);
+    metrics.tokens.labels(model, 'completion').inc(usage.completionTokens);
   };
 
   /** One generation and its validation, with their metrics. */
@@ -126,14 +144,16 @@ export function createAnswering(deps: AnsweringDeps) {
     attempt: Attempt,
     sources: QuestionResult['sources'],
     route: Route,
+    standalone: Standalone,
   ) => {
-    const output = await attempt.stage('generation', () => generateAnswer(attempt, sources, route));
+    const output = await attempt.stage('generation', () =>
+      generateAnswer(attempt, sources, route, standalone),
+    );
     if (output.model !== 'none') {
       if (output.firstTokenMs !== undefined) {
         metrics.firstToken.labels(output.model).observe(output.firstTokenMs / 1_000);
       }
-      metrics.tokens.labels(output.model, 'prompt').inc(output.usage.promptTokens);
-      metrics.tokens.labels(output.model, 'completion').inc(output.usage.completionTokens);
+      countTokens(output.model, output.usage);
     }
     const validation = await attempt.stage('validation', () =>
       deps.content.validate(
@@ -150,18 +170,25 @@ export function createAnswering(deps: AnsweringDeps) {
     return { output, validation };
   };
 
-  /** The sources, or a semantic-cache hit that makes them unnecessary. */
+  /**
+   * The sources, or a semantic-cache hit that makes them unnecessary. A follow-up is looked for
+   * in its standalone form; the semantic cache is still keyed by the conversation (identityOf),
+   * so only a question asked after the same turns can answer it.
+   */
   const retrieval = (attempt: Attempt) =>
     attempt.stage('retrieval', async () => {
-      const { q, epoch } = attempt;
+      const { epoch } = attempt;
+      const standalone = await standaloneQuestion(attempt.q, deps, attempt.signal);
+      if (standalone.usage) countTokens(deps.model.modelFor('fast'), standalone.usage);
+      const q = { ...attempt.q, question: standalone.text };
       const vector = await embedQuestion(q, attempt.collection, deps, attempt.signal);
-      if (!vector) return { sources: [] };
-      if (!epoch) return { sources: await retrieve(q, vector, deps), vector };
+      if (!vector) return { sources: [], standalone };
+      if (!epoch) return { sources: await retrieve(q, vector, deps), vector, standalone };
       // The semantic layer is checked here, before any model is asked (SPEC 6). The documents
       // are searched at the same time rather than after a miss: a miss, the usual outcome, then
       // waits for the slower of the two instead of both. A hit does not need them, even failed.
       const [hit, retrieved] = await Promise.all([
-        deps.semanticCache.lookup(identityOf(q), epoch, vector),
+        deps.semanticCache.lookup(identityOf(attempt.q), epoch, vector),
         retrieve(q, vector, deps).then(
           (sources) => ({ sources }),
           (error: unknown) => ({ error }),
@@ -169,22 +196,28 @@ export function createAnswering(deps: AnsweringDeps) {
       ]);
       metrics.cacheLookups.labels('semantic', hit ? 'hit' : 'miss').inc();
       deps.cache
-        .recordLookup(q.tenant, 'semantic', hit)
+        .recordLookup(attempt.q.tenant, 'semantic', hit)
         .catch((e: unknown) => log.warn({ err: toError(e) }, 'cache stats not recorded'));
-      if (hit) return { sources: hit.result.sources, vector, hit };
+      if (hit) return { sources: hit.result.sources, vector, hit, standalone };
       if ('error' in retrieved) throw retrieved.error;
-      return { sources: retrieved.sources, vector };
+      return { sources: retrieved.sources, vector, standalone };
     });
 
   return {
     async answer(attempt: Attempt): Promise<Answered> {
       const found = await retrieval(attempt);
-      const { sources } = found;
+      const { sources, standalone } = found;
+      if (standalone.how !== 'alone') {
+        log.info(
+          { questionId: attempt.q.id, how: standalone.how, turns: attempt.q.history?.length },
+          'follow-up made standalone for retrieval',
+        );
+      }
       attempt.sink.send({ event: 'sources', data: { sources } });
       if (found.hit) return replay(attempt, found.hit.result, found.vector);
 
       const routed = chooseRoute({
-        question: attempt.q.question,
+        question: standalone.text,
         requested: attempt.q.model,
         sources,
         weakScore: settings.weakScore,
@@ -195,9 +228,9 @@ export function createAnswering(deps: AnsweringDeps) {
         escalated: false,
         vector: found.vector,
       };
-      let { output, validation } = await generateAndValidate(attempt, sources, route);
+      let { output, validation } = await generateAndValidate(attempt, sources, route, standalone);
       detail.firstTokenMs = output.firstTokenMs;
-      let usage: Usage = output.usage;
+      let usage: Usage = sumUsage(output.usage, standalone.usage);
       if (!validation.passed && route === 'fast' && sources.length > 0) {
         // One escalation with the same sources; clients drop the tokens streamed so far.
         attempt.sink.send({
@@ -206,11 +239,8 @@ export function createAnswering(deps: AnsweringDeps) {
         });
         route = 'smart';
         detail.escalated = true;
-        ({ output, validation } = await generateAndValidate(attempt, sources, route));
-        usage = {
-          promptTokens: usage.promptTokens + output.usage.promptTokens,
-          completionTokens: usage.completionTokens + output.usage.completionTokens,
-        };
+        ({ output, validation } = await generateAndValidate(attempt, sources, route, standalone));
+        usage = sumUsage(usage, output.usage);
       }
       if (!validation.passed && settings.validationMode === 'strict') {
         throw new AppError(
@@ -260,7 +290,7 @@ export function createAnswering(deps: AnsweringDeps) {
   };
 }
 
-/** What makes two questions one for the caches. */
+/** What makes two questions one for the caches: the same text after the same conversation. */
 export function identityOf(q: QuestionJob): CacheIdentity {
   return {
     tenant: q.tenant,
@@ -268,6 +298,15 @@ export function identityOf(q: QuestionJob): CacheIdentity {
     question: q.question,
     model: q.model,
     topK: q.topK,
+    context: contextOf(q.history),
+  };
+}
+
+function sumUsage(a: Usage, b: Usage | undefined): Usage {
+  if (!b) return a;
+  return {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
   };
 }
 

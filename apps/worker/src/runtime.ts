@@ -131,8 +131,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       })
     : createExtractiveModel({
         tokenDelayMs: config.EXTRACTIVE_TOKEN_DELAY_MS,
-        extract: (question, sources, max, signal) =>
-          questionContent.extract(question, sources, max, signal),
+        extract: (input, signal) => questionContent.extract(input, signal),
       });
 
   if (config.SAMPLE_CORPUS_DIR) {

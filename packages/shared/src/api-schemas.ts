@@ -62,6 +62,10 @@ export const QuestionViewSchema = z.object({
   finishedAt: z.string().optional(),
   stage: z.string().optional(),
   attempts: z.number(),
+  previousQuestionId: z
+    .string()
+    .optional()
+    .describe('The question this one followed up (it was asked with previousQuestionId)'),
   result: QuestionResultSchema.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });

@@ -11,6 +11,8 @@ export interface CacheIdentity {
   /** Every option that changes the answer. */
   model: string;
   topK: number;
+  /** The conversation the question continues ({@link contextOf}); '' or absent when none. */
+  context?: string;
 }
 
 /** A stored answer, valid while its collection version and the cache generation are current. */
@@ -59,6 +61,8 @@ export function cacheHash(identity: CacheIdentity): string {
         normalizeQuestion(identity.question),
         identity.model,
         identity.topK,
+        // Left out when empty, so keys of questions that stand alone stay what they were.
+        ...(identity.context ? [identity.context] : []),
       ]),
     )
     .digest('hex');

@@ -4,6 +4,7 @@ export * from './events.js';
 export * from './keys.js';
 export * from './logger.js';
 export * from './question.js';
+export * from './conversation.js';
 export * from './question-record.js';
 export * from './question-store.js';
 export * from './redis.js';

@@ -11,6 +11,10 @@ export type QuestionRecordFields = {
   model: string;
   topK: string;
   cache: string;
+  /** JSON of the conversation's earlier turns (Turn[]), bounded; absent when it stands alone. */
+  history?: string;
+  /** The question this one followed up, when asked with previousQuestionId. */
+  previousQuestionId?: string;
   status: QuestionStatus;
   /** Epoch milliseconds. */
   createdAt: string;
@@ -63,6 +67,7 @@ export function toQuestionView(
   if (startedAt) view.startedAt = startedAt;
   if (finishedAt) view.finishedAt = finishedAt;
   if (record.stage) view.stage = record.stage;
+  if (record.previousQuestionId) view.previousQuestionId = record.previousQuestionId;
   if (record.result) view.result = JSON.parse(record.result) as QuestionResult;
   if (record.error) view.error = JSON.parse(record.error) as PublicError;
   return view;

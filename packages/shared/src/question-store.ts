@@ -4,7 +4,7 @@ import type { AppendOptions, AskEvent, EventLog } from './events.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import type { AskqMetrics } from './metrics.js';
-import type { AskRequest, PublicError, QuestionResult, QuestionStatus } from './question.js';
+import type { PublicError, QuestionResult, QuestionStatus, ResolvedAsk } from './question.js';
 import { TERMINAL_STATUSES } from './question.js';
 import type { QuestionRecordFields } from './question-record.js';
 import type { RedisClient } from './redis.js';
@@ -62,7 +62,7 @@ export interface QuestionStore {
   create(
     id: string,
     tenant: string,
-    request: AskRequest,
+    request: ResolvedAsk,
     inFlightKey?: string,
   ): Promise<QuestionRecordFields>;
   /**
@@ -72,7 +72,7 @@ export interface QuestionStore {
   createAnswered(
     id: string,
     tenant: string,
-    request: AskRequest,
+    request: ResolvedAsk,
     result: QuestionResult,
   ): Promise<QuestionRecordFields>;
   /** Removes a question whose id was never handed out, and gives its slot back. */
@@ -157,7 +157,7 @@ export function createQuestionStore(
 
   const fieldsOf = (
     tenant: string,
-    request: AskRequest,
+    request: ResolvedAsk,
     createdAt: number,
   ): QuestionRecordFields => ({
     tenant,
@@ -166,6 +166,8 @@ export function createQuestionStore(
     model: request.model,
     topK: String(request.topK),
     cache: String(request.cache),
+    ...(request.history?.length ? { history: JSON.stringify(request.history) } : {}),
+    ...(request.previousQuestionId ? { previousQuestionId: request.previousQuestionId } : {}),
     status: 'queued',
     createdAt: String(createdAt),
     attempts: '0',

@@ -1,7 +1,11 @@
 import { z } from 'zod';
+import { Turn } from './conversation.js';
 
 /** BullMQ queue that carries one job per question. */
 export const QUESTIONS_QUEUE = 'questions';
+
+/** Question ids are UUIDs; anything else cannot exist. */
+export const QUESTION_ID = /^[\w-]{1,64}$/;
 
 /** Collection and tenant names: safe inside a Chroma collection name and a Redis key. */
 export const NamePattern = /^[a-z0-9](?:[\w-]{0,62}[a-z0-9])?$/i;
@@ -23,8 +27,15 @@ export const AskRequest = z.strictObject({
   model: ModelChoice.default('auto'),
   topK: z.int().min(1).max(20).default(4),
   cache: z.boolean().default(true),
+  /** Continues the conversation of an earlier, completed question of the tenant. */
+  previousQuestionId: z.string().regex(QUESTION_ID, 'a question id').optional(),
+  /** Or the earlier turns themselves, oldest first (a client that keeps its own conversation). */
+  history: z.array(Turn).max(100, 'at most 100 turns').optional(),
 });
 export type AskRequest = z.infer<typeof AskRequest>;
+
+/** A question with its conversation resolved: the earlier turns it carries, bounded. */
+export type ResolvedAsk = Omit<AskRequest, 'history'> & { history?: Turn[] };
 
 /** Payload of a question job. Parsed again by the worker: Redis may hold jobs of an older deploy. */
 export const QuestionJob = z.object({
@@ -35,6 +46,8 @@ export const QuestionJob = z.object({
   model: ModelChoice,
   topK: z.int().min(1).max(20),
   cache: z.boolean(),
+  /** The conversation's earlier turns, bounded; absent for a question that stands alone. */
+  history: z.array(Turn).optional(),
   /** Epoch milliseconds at enqueue, the start of every timing. */
   enqueuedAt: z.number(),
 });
@@ -116,6 +129,8 @@ export interface QuestionView {
   finishedAt?: string;
   stage?: string;
   attempts: number;
+  /** The question this one followed up, when it continued a conversation that way. */
+  previousQuestionId?: string;
   result?: QuestionResult;
   error?: PublicError;
 }

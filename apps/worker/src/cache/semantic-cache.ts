@@ -81,6 +81,9 @@ export function createSemanticCache(options: {
       { generation: epoch.generation },
       { model: identity.model },
       { topK: identity.topK },
+      // A follow-up matches only questions asked after the same turns (entries stored before
+      // conversations existed have no context, and simply stop matching).
+      { context: identity.context ?? '' },
     ],
   });
 
@@ -187,6 +190,7 @@ export function createSemanticCache(options: {
               ...epoch,
               model: identity.model,
               topK: identity.topK,
+              context: identity.context ?? '',
               question: normalizeQuestion(identity.question),
               storedAt: entry.storedAt,
             },

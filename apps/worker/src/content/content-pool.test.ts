@@ -28,8 +28,8 @@ describe('createContentPool', () => {
     const texts = ['redis queue', 'chroma vectors', ''];
     expect(await pool.embedHash(texts, 64)).toEqual(hashEmbed(texts, 64));
     const sources = [{ documentId: 'd', chunkId: 'd#0', text, score: 0.5 }];
-    expect(await pool.extract('Where is the queue?', sources, 3)).toBe(
-      extract('Where is the queue?', sources, 3),
+    expect(await pool.extract({ question: 'Where is the queue?', sources, maxSentences: 3 })).toBe(
+      extract({ question: 'Where is the queue?', sources, maxSentences: 3 }),
     );
     const answer = {
       answer: 'Redis keeps the queue. [1]',

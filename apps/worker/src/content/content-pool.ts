@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { AppError, toError, type Source, type Validation } from '@askq/shared';
 import type { Chunk, ChunkerOptions } from '../knowledge/chunker.js';
+import type { ExtractInput } from '../llm/extractive.js';
 import type { ValidateInput } from '../stages/validate.js';
 import type { ContentWork } from './content-work.js';
 import type { PoolData } from './tasks.js';
@@ -166,8 +167,7 @@ export function createContentPool(options: ContentPoolOptions): ContentPool {
 
     validate: (input: ValidateInput, signal) => run<Validation>('validate', input, signal),
 
-    extract: (question: string, sources: Source[], maxSentences: number, signal) =>
-      run<string>('extract', { question, sources, maxSentences }, signal),
+    extract: (input: ExtractInput, signal) => run<string>('extract', input, signal),
 
     async probe() {
       return (await run<{ threadId: number }>('probe', {})).threadId;

@@ -1,5 +1,6 @@
-import type { Source, Validation } from '@askq/shared';
+import type { Validation } from '@askq/shared';
 import type { Chunk } from '../knowledge/chunker.js';
+import type { ExtractInput } from '../llm/extractive.js';
 import type { ValidateInput } from '../stages/validate.js';
 
 /**
@@ -11,10 +12,5 @@ export interface ContentWork {
   chunk(documentId: string, text: string, signal?: AbortSignal): Promise<Chunk[]>;
   embedHash(texts: string[], dimension: number, signal?: AbortSignal): Promise<number[][]>;
   validate(input: ValidateInput, signal?: AbortSignal): Promise<Validation>;
-  extract(
-    question: string,
-    sources: Source[],
-    maxSentences: number,
-    signal?: AbortSignal,
-  ): Promise<string>;
+  extract(input: ExtractInput, signal?: AbortSignal): Promise<string>;
 }

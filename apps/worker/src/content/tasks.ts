@@ -7,7 +7,7 @@ import { move, workerData } from 'piscina';
 import type { Source, Validation } from '@askq/shared';
 import { hashEmbed } from '../embeddings/hash-embedder.js';
 import { createChunker, type Chunk } from '../knowledge/chunker.js';
-import { extract as extractAnswer } from '../llm/extractive.js';
+import { extract as extractAnswer, type ExtractInput } from '../llm/extractive.js';
 import { validateAnswer, type ValidateInput } from '../stages/validate.js';
 
 /** What every task carries besides its input: its slot in the pool's start-time table. */
@@ -54,11 +54,9 @@ export function validate(input: TaskEnvelope & ValidateInput): Validation {
   return validateAnswer(input);
 }
 
-export function extract(
-  input: TaskEnvelope & { question: string; sources: Source[]; maxSentences: number },
-): string {
+export function extract(input: TaskEnvelope & ExtractInput): string {
   begin(input);
-  return extractAnswer(input.question, input.sources, input.maxSentences);
+  return extractAnswer(input);
 }
 
 /** Which thread ran it: the pool checks at start that its threads load, tests that they are used. */

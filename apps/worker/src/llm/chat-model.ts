@@ -1,8 +1,12 @@
-import type { Route, Source } from '@askq/shared';
+import type { Route, Source, Turn, Usage } from '@askq/shared';
 
 /** What a model is asked to do. */
 export interface GenerateInput {
   question: string;
+  /** The question as retrieval saw it (a follow-up made standalone); default `question`. */
+  standalone?: string;
+  /** The conversation's earlier turns, oldest first. */
+  history?: Turn[];
   sources: Source[];
   route: Route;
   signal: AbortSignal;
@@ -21,4 +25,13 @@ export interface ChatModel {
   modelFor(route: Route): string;
   /** Streams the answer; ends early (without throwing) only if signal aborts — callers check signal.aborted. */
   stream(input: GenerateInput): AsyncIterable<GenerationChunk>;
+  /**
+   * Rewrites a follow-up as a question that stands alone, from the earlier turns. Absent when
+   * the model cannot (the offline provider): the caller then carries key terms over itself.
+   */
+  rewrite?(input: {
+    question: string;
+    history: Turn[];
+    signal: AbortSignal;
+  }): Promise<{ text: string; usage: Usage }>;
 }

@@ -13,12 +13,19 @@ export interface ExtractiveModelOptions {
    * Picks the answer's sentences, e.g. on a worker thread (it splits every source into sentences).
    * Default: {@link extract} on the calling thread.
    */
-  extract?: (
-    question: string,
-    sources: Source[],
-    maxSentences: number,
-    signal: AbortSignal,
-  ) => Promise<string>;
+  extract?: (input: ExtractInput, signal: AbortSignal) => Promise<string>;
+}
+
+/** What the extractive answer is chosen from. */
+export interface ExtractInput {
+  question: string;
+  /**
+   * A follow-up's standalone form: the words it adds to `question` name what the conversation
+   * is about, and only the passages about that are answered from.
+   */
+  standalone?: string | undefined;
+  sources: Source[];
+  maxSentences: number;
 }
 
 /** The extractive model's answer when no sentence of the sources matches the question. */
@@ -50,9 +57,7 @@ export function createExtractiveModel(options: ExtractiveModelOptions = {}): Cha
   if (!Number.isInteger(maxSentences) || maxSentences < 1) {
     throw new RangeError(`maxSentences must be a positive integer, got ${maxSentences}`);
   }
-  const pick =
-    options.extract ??
-    ((question, sources, max) => Promise.resolve(extract(question, sources, max)));
+  const pick = options.extract ?? ((input) => Promise.resolve(extract(input)));
   return {
     modelFor: () => 'extractive',
     stream: (input) => streamAnswer(input, maxSentences, options.tokenDelayMs ?? 0, pick),
@@ -67,7 +72,15 @@ async function* streamAnswer(
 ): AsyncGenerator<GenerationChunk> {
   const { signal } = input;
   if (signal.aborted) return;
-  const answer = await pick(input.question, input.sources, maxSentences, signal);
+  const answer = await pick(
+    {
+      question: input.question,
+      standalone: input.standalone,
+      sources: input.sources,
+      maxSentences,
+    },
+    signal,
+  );
   // Split before each whitespace run so every chunk is one word with its leading space, and the
   // chunks join back to exactly the answer.
   const tokens = answer.split(/(?<=\S)(?=\s)/);
@@ -86,13 +99,39 @@ async function* streamAnswer(
   };
 }
 
+/**
+ * The sources a follow-up is answered from: those about what the conversation is about. A
+ * passage is kept when it holds at least half as many of the standalone form's added words as
+ * the passage holding the most: "How long does the crossing take?" about the Mull ferry is
+ * answered from the Mull passage, not from the Skye one that says the same of another crossing.
+ */
+function aboutTheSubject(input: ExtractInput): Set<number> | undefined {
+  if (!input.standalone || input.standalone === input.question) return undefined;
+  const own = new Set(contentWords(input.question).map(foldPlural));
+  const added = new Set(contentWords(input.standalone).map(foldPlural));
+  for (const word of own) added.delete(word);
+  if (added.size === 0) return undefined;
+  const held = input.sources.map((source) => {
+    const words = new Set(contentWords(source.text).map(foldPlural));
+    let n = 0;
+    for (const word of added) if (words.has(word)) n++;
+    return n;
+  });
+  const most = Math.max(...held);
+  if (most === 0) return undefined;
+  return new Set(held.flatMap((n, i) => (n * 2 >= most ? [i] : [])));
+}
+
 /** The extractive answer text for a question over sources. */
-export function extract(question: string, sources: Source[], maxSentences = 3): string {
+export function extract(input: ExtractInput): string {
+  const { question, sources, maxSentences } = input;
   const questionWords = new Set(contentWords(question).map(foldPlural));
   if (questionWords.size === 0) return NO_ANSWER;
+  const kept = aboutTheSubject(input);
 
   const candidates: Candidate[] = [];
   sources.forEach((source, i) => {
+    if (kept && !kept.has(i)) return;
     for (const text of splitSentences(source.text)) {
       candidates.push({
         text,

@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { AppError, type Route } from '@askq/shared';
 import type { ChatModel, GenerationChunk } from './chat-model.js';
-import { buildMessages } from './prompt.js';
+import { buildMessages, buildRewriteMessages } from './prompt.js';
 
 /** Settings of an OpenAI-compatible chat model. */
 export interface OpenAiModelOptions {
@@ -32,7 +32,7 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
   return {
     modelFor: (route) => options.models[route],
 
-    async *stream({ question, sources, route, signal }): AsyncGenerator<GenerationChunk> {
+    async *stream({ question, sources, route, signal, history }): AsyncGenerator<GenerationChunk> {
       // One controller for the three ways this call ends early: the caller's signal, the whole
       // answer's deadline, and silence between chunks (each signal costs; this runs per answer).
       const stop = new AbortController();
@@ -58,7 +58,7 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
         const stream = await client.chat.completions.create(
           {
             model: options.models[route],
-            messages: buildMessages(question, sources),
+            messages: buildMessages(question, sources, history),
             max_tokens: options.maxTokens,
             stream: true,
             stream_options: { include_usage: true },
@@ -92,8 +92,35 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
       // An aborted stream can end its loop without throwing: a cut-off answer must not pass.
       if (!signal.aborted && expired) throw timedOut();
     },
+
+    /** One short, unstreamed request to the fast model, bounded by the idle timeout. */
+    async rewrite({ question, history, signal }) {
+      const completion = await client.chat.completions
+        .create(
+          {
+            model: options.models.fast,
+            messages: buildRewriteMessages(question, history),
+            max_tokens: REWRITE_MAX_TOKENS,
+            temperature: 0,
+          },
+          { signal: AbortSignal.any([signal, AbortSignal.timeout(options.idleTimeoutMs)]) },
+        )
+        .catch((e: unknown) => {
+          throw classify(e);
+        });
+      return {
+        text: completion.choices[0]?.message?.content ?? '',
+        usage: {
+          promptTokens: completion.usage?.prompt_tokens ?? 0,
+          completionTokens: completion.usage?.completion_tokens ?? 0,
+        },
+      };
+    },
   };
 }
+
+/** A rewritten question is one sentence; this bounds what a model that runs on can cost. */
+const REWRITE_MAX_TOKENS = 200;
 
 /** Maps SDK errors to codes: 429, 5xx and network errors are worth another attempt. */
 function classify(e: unknown): AppError {

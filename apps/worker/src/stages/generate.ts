@@ -1,4 +1,4 @@
-import { AppError, type Route, type Source, type Usage } from '@askq/shared';
+import { AppError, type Route, type Source, type Turn, type Usage } from '@askq/shared';
 import type { ChatModel } from '../llm/chat-model.js';
 
 /** What generation produced. */
@@ -18,7 +18,13 @@ export interface GenerationOutput {
  * ended (leaving the stream closes it), and the answer keeps what it has, marked truncated.
  */
 export async function generate(
-  input: { question: string; sources: Source[]; route: Route },
+  input: {
+    question: string;
+    standalone?: string;
+    history?: Turn[] | undefined;
+    sources: Source[];
+    route: Route;
+  },
   deps: { model: ChatModel; onToken: (text: string) => void; maxChars: number },
   signal: AbortSignal,
 ): Promise<GenerationOutput> {
