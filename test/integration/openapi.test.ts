@@ -63,7 +63,7 @@ describe('the OpenAPI document', () => {
       metrics: {} as never,
       readiness: {},
       sse: { heartbeatMs: 1, maxBufferBytes: 1, retryMs: 1 },
-      bodyLimits: { question: '1kb', documents: '1kb' },
+      bodyLimits: { question: '1kb', documents: '1kb', conversation: '1kb' },
       cache: {} as never,
       rateLimit: (_req, _res, next) => next(),
       readRateLimit: (_req, _res, next) => next(),

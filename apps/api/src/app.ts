@@ -13,7 +13,10 @@ import { requireAdmin } from './routes/admin.js';
 import { cacheClearRoutes, cacheStatsRoutes } from './routes/cache.js';
 import { docsRoutes } from './routes/docs.js';
 import { documentRoutes } from './routes/documents.js';
-import { eventRoutes, type EventStreamOptions } from './routes/events.js';
+import { eventRoutes } from './routes/events.js';
+import { createAsking } from './asking.js';
+import { createFollower, type EventStreamOptions } from './follow.js';
+import { openAiRoutes } from './routes/openai.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { questionRoutes } from './routes/questions.js';
 import type { SseRegistry } from './sse.js';
@@ -45,8 +48,11 @@ export interface AppDeps {
   admin?: Router;
   readiness: Record<string, ReadinessCheck>;
   sse: EventStreamOptions;
-  /** Largest accepted JSON bodies (SPEC 2): 64 KiB for a question, 1 MiB for documents. */
-  bodyLimits: { question: string; documents: string };
+  /**
+   * Largest accepted JSON bodies (SPEC 2): 64 KiB for a question, 1 MiB for documents and for
+   * OpenAI-style requests (chat clients send the whole conversation every time).
+   */
+  bodyLimits: { question: string; documents: string; conversation: string };
 }
 
 /** Builds the Express app of the API. */
@@ -84,11 +90,32 @@ export function createApp(deps: AppDeps): Express {
     readRateLimit(req, res, () => awaitAdmission(req, res, next));
   });
 
+  const asking = createAsking(deps.questions, deps.idempotency);
+  const follower = createFollower({
+    hub: deps.hub,
+    events: deps.events,
+    streams: deps.streams,
+    log: deps.log,
+    metrics: deps.metrics,
+    quotas: deps.quotas,
+    options: deps.sse,
+  });
   app.use(
     questionRoutes(deps.questions, {
       bodyLimit: deps.bodyLimits.question,
       rateLimit: deps.rateLimit,
-      idempotency: deps.idempotency,
+      asking,
+    }),
+  );
+  app.use(
+    openAiRoutes({
+      questions: deps.questions,
+      documents: deps.documents,
+      asking,
+      follower,
+      events: deps.events,
+      rateLimit: deps.rateLimit,
+      bodyLimit: deps.bodyLimits.conversation,
     }),
   );
   app.use(cacheStatsRoutes(deps.cache));
@@ -102,12 +129,9 @@ export function createApp(deps: AppDeps): Express {
     eventRoutes({
       questions: deps.questions,
       events: deps.events,
-      hub: deps.hub,
-      streams: deps.streams,
-      log: deps.log,
+      follower,
       metrics: deps.metrics,
-      options: deps.sse,
-      quotas: deps.quotas,
+      retryMs: deps.sse.retryMs,
     }),
   );
 

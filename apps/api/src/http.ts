@@ -1,10 +1,16 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ZodType } from 'zod';
 import { AppError, toError, toPublicError, type ErrorCode, type Logger } from '@askq/shared';
+import { isOpenAiPath, toOpenAiError } from './openai/errors.js';
+
+// Actions (`POST /v1/responses/{id}/cancel`) take no body, and SDKs send them without one.
+const ACTION = /\/cancel$/;
 
 /** Rejects bodies that are not JSON with 415 before any parsing. */
 export const requireJson: RequestHandler = (req, _res, next) => {
-  if (req.method === 'POST' && !req.is('application/json')) {
+  const empty = !req.get('transfer-encoding') && Number(req.get('content-length') ?? 0) === 0;
+  const action = ACTION.test(req.path) && empty;
+  if (req.method === 'POST' && !action && !req.is('application/json')) {
     next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json'));
     return;
   }
@@ -73,7 +79,11 @@ function fromLibrary(err: unknown): unknown {
   });
 }
 
-/** Maps every error to `{ error: { code, message } }`; 4xx logged at info, 5xx at error. */
+/**
+ * Maps every error to `{ error: { code, message } }`, or on the OpenAI-compatible routes to
+ * OpenAI's `{ error: { message, type, code, param } }` (so SDKs raise their usual errors);
+ * 4xx logged at info, 5xx at error.
+ */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const mapped = fromLibrary(err);
@@ -93,6 +103,6 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (mapped instanceof AppError && mapped.retryAfterSeconds !== undefined) {
       res.setHeader('Retry-After', String(mapped.retryAfterSeconds));
     }
-    res.status(status).json(body);
+    res.status(status).json(isOpenAiPath(req.path) ? toOpenAiError(mapped).body : body);
   };
 }

@@ -55,6 +55,11 @@ export interface LiveStreamOptions {
   heartbeatMs: number;
   /** Unsent bytes after which a slow client is dropped. */
   maxBufferBytes: number;
+  /**
+   * What the client receives for each event: askq's own SSE frame by default; an OpenAI-shaped
+   * stream translates instead, and may send nothing for an event ('').
+   */
+  format?: (event: LoggedEvent) => Buffer | string;
   /** Called once the subscription is confirmed, just before the head is written. */
   onOpen?: () => void;
   /** Called with how many events each write carried. */
@@ -70,6 +75,7 @@ export interface LiveStreamOptions {
  */
 export function createLiveStream(options: LiveStreamOptions): LiveStream {
   const { questionId: id, output, log } = options;
+  const format = options.format ?? sseFrameBytes;
   let state: LiveStreamState = 'subscribing';
   let lastSent = options.after;
   let pending: LoggedEvent[] = [];
@@ -96,9 +102,10 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
    * from there instead (resolves true when that happened).
    */
   const deliver = (batch: LoggedEvent[], live: boolean): boolean => {
-    const frames: Buffer[] = [];
+    const frames: Array<Buffer | string> = [];
     let terminal = false;
     let gap = false;
+    let taken = 0;
     for (const event of batch) {
       if (lastSent !== undefined && compareEventIds(event.id, lastSent) <= 0) continue;
       if (live && event.prev !== lastSent) {
@@ -106,21 +113,31 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
         break;
       }
       lastSent = event.id;
-      frames.push(sseFrameBytes(event));
+      taken++;
+      const frame = format(event);
+      if (frame.length > 0) frames.push(frame);
       if (TERMINAL_EVENTS.has(event.event)) {
         terminal = true;
         break;
       }
     }
+    // Events that were received count as activity even when they produced no bytes.
+    if (taken > 0) quiet = false;
+    let flushed = true;
     if (frames.length > 0) {
-      quiet = false;
-      const flushed = output.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+      flushed = output.write(
+        frames.length === 1
+          ? frames[0]!
+          : Buffer.concat(frames.map((f) => (typeof f === 'string' ? Buffer.from(f) : f))),
+      );
       options.onSent?.(frames.length);
-      if (terminal) {
-        close();
-        output.end();
-        return false;
-      }
+    }
+    if (terminal) {
+      close();
+      output.end();
+      return false;
+    }
+    if (frames.length > 0) {
       if (!flushed && output.writableLength > options.maxBufferBytes) {
         // A client that cannot keep up is dropped; it resumes from its Last-Event-ID.
         log.warn({ questionId: id, buffered: output.writableLength }, 'dropping slow SSE client');

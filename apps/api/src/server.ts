@@ -200,7 +200,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
       maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,
       retryMs: 2_000,
     },
-    bodyLimits: { question: '64kb', documents: '1mb' },
+    bodyLimits: { question: '64kb', documents: '1mb', conversation: '1mb' },
   });
 
   // Give Redis a moment so the first probes do not fail; the API still starts if it stays down

@@ -35,15 +35,18 @@ export function sseFrameBytes(event: LoggedEvent): Buffer {
   return frame;
 }
 
-/** Headers of an event stream (SPEC 3); `no-transform` keeps compressing proxies from buffering. */
-export function writeSseHead(res: Response, retryMs: number): void {
+/**
+ * Headers of an event stream (SPEC 3); `no-transform` keeps compressing proxies from buffering.
+ * `retryMs` is sent as `retry:` for EventSource clients (OpenAI-shaped streams have none).
+ */
+export function writeSseHead(res: Response, retryMs?: number): void {
   res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache, no-transform',
     Connection: 'keep-alive',
     'X-Accel-Buffering': 'no',
   });
-  res.write(`retry: ${retryMs}\n\n`);
+  if (retryMs !== undefined) res.write(`retry: ${retryMs}\n\n`);
 }
 
 /** The open event streams of this process, so shutdown can end them (clients resume elsewhere). */

@@ -50,6 +50,11 @@ const DEFAULT_STATUS: Record<ErrorCode, number> = {
   CANCELLED: 409,
 };
 
+/** Whether a string is one of askq's error codes (a failed question's code, read back). */
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(DEFAULT_STATUS, value);
+}
+
 /** Options of an AppError beyond its code and message. */
 export interface AppErrorOptions {
   status?: number;

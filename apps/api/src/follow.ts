@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import type { Response } from 'express';
+import {
+  AppError,
+  TERMINAL_EVENTS,
+  type AskqMetrics,
+  type EventLog,
+  type LoggedEvent,
+  type Logger,
+} from '@askq/shared';
+import type { EventHub } from './event-hub.js';
+import { createLiveStream } from './live-stream.js';
+import type { TenantQuotas } from './quotas.js';
+import { unavailable } from './question-service.js';
+import type { SseRegistry } from './sse.js';
+
+/** Options of every question stream. */
+export interface EventStreamOptions {
+  heartbeatMs: number;
+  maxBufferBytes: number;
+  /** Sent once as `retry:` so browsers reconnect after this many milliseconds. */
+  retryMs: number;
+}
+
+/** What following a question needs. */
+export interface FollowDeps {
+  hub: EventHub;
+  events: EventLog;
+  streams: SseRegistry;
+  log: Logger;
+  metrics: AskqMetrics;
+  quotas: TenantQuotas;
+  options: EventStreamOptions;
+}
+
+/** A stream of one question to one client, opened ahead of serving it. */
+export interface OpenStream {
+  /** Streams: waits for the tenant's stream lease (429 past the quota), then replays and goes live. */
+  serve(writeHead: () => void): Promise<void>;
+  /** Lets go of the subscription and the lease unused (the question was not streamed). */
+  cancel(): void;
+}
+
+/**
+ * Streams of questions to HTTP clients, in askq's event format or translated (OpenAI's). Each
+ * counts against the tenant's open streams for as long as it lives, is ended at shutdown (its
+ * client resumes elsewhere), and is counted in `askq_sse_connections`.
+ */
+export function createFollower(deps: FollowDeps) {
+  return {
+    /**
+     * Subscribes, and takes the tenant's stream lease, at once: the caller may read the question
+     * meanwhile, and a live stream then starts one round trip sooner.
+     */
+    open(
+      tenant: string,
+      questionId: string,
+      res: Response,
+      options: {
+        after?: string | undefined;
+        format?: (event: LoggedEvent) => Buffer | string;
+      } = {},
+    ): OpenStream {
+      const live = createLiveStream({
+        questionId,
+        after: options.after,
+        output: res,
+        hub: deps.hub,
+        events: deps.events,
+        log: deps.log,
+        heartbeatMs: deps.options.heartbeatMs,
+        maxBufferBytes: deps.options.maxBufferBytes,
+        ...(options.format ? { format: options.format } : {}),
+        onSent: (count) => deps.metrics.sseEventsSent.inc(count),
+        // Counted (and ended at shutdown) from the moment it streams: a refused subscription is
+        // a 503, not a stream.
+        onOpen: () => {
+          deps.streams.add(res);
+          deps.metrics.sseConnections.inc();
+        },
+        onClose: () => {
+          if (deps.streams.delete(res)) deps.metrics.sseConnections.dec();
+        },
+      });
+      const leased = deps.quotas.openStream(tenant, randomUUID());
+      leased.catch(() => undefined);
+      // Released once, however the request ends: the client may leave during any await, and
+      // 'close' fires only once, so the listener is in place from the start.
+      let renewal: NodeJS.Timeout | undefined;
+      let dropped = false;
+      const dropLease = () => {
+        if (dropped) return;
+        dropped = true;
+        clearInterval(renewal);
+        void leased.then(
+          (lease) => lease.release().catch(() => undefined),
+          () => undefined,
+        );
+      };
+      res.once('close', dropLease);
+
+      return {
+        cancel() {
+          live.cancel();
+          dropLease();
+        },
+
+        async serve(writeHead) {
+          let lease: Awaited<typeof leased>;
+          try {
+            lease = await leased;
+          } catch (e) {
+            live.cancel();
+            throw e instanceof AppError ? e : unavailable(e);
+          }
+          // Renewed while open: a stream counts against the quota as long as it lives, and a
+          // crashed process's streams stop counting within a few heartbeats.
+          if (!dropped) {
+            renewal = setInterval(
+              () => void lease.renew().catch(() => undefined),
+              deps.options.heartbeatMs,
+            );
+            renewal.unref();
+          }
+          res.once('close', () => live.close());
+          // The client may have gone already; 'close' will not fire again.
+          if (res.closed) {
+            live.close();
+            return;
+          }
+          // A subscription Redis refused is a 503, as everywhere.
+          await live.serve(writeHead).catch(unavailable);
+        },
+      };
+    },
+
+    /**
+     * Resolves with a question's terminal event, for a client that waits for the whole answer
+     * (an unstreamed chat completion); rejects when `signal` aborts (the client left).
+     */
+    async end(questionId: string, signal: AbortSignal): Promise<LoggedEvent> {
+      let terminal: LoggedEvent | undefined;
+      let finish: () => void = () => {};
+      const ended = new Promise<void>((resolve) => (finish = resolve));
+      const live = createLiveStream({
+        questionId,
+        after: undefined,
+        // Nothing is written: the events are only watched for the last one.
+        output: {
+          write: () => true,
+          writableLength: 0,
+          end: () => finish(),
+          destroy: () => finish(),
+        },
+        hub: deps.hub,
+        events: deps.events,
+        log: deps.log,
+        heartbeatMs: deps.options.heartbeatMs,
+        maxBufferBytes: deps.options.maxBufferBytes,
+        format: (event) => {
+          terminal = event;
+          return '';
+        },
+      });
+      const leave = () => {
+        live.close();
+        finish();
+      };
+      signal.addEventListener('abort', leave, { once: true });
+      try {
+        await live.serve(() => undefined).catch(unavailable);
+        await ended;
+      } finally {
+        signal.removeEventListener('abort', leave);
+      }
+      signal.throwIfAborted();
+      if (!terminal || !TERMINAL_EVENTS.has(terminal.event)) {
+        throw new AppError('UNAVAILABLE', 'the question’s events could not be read', {
+          retryAfterSeconds: 1,
+        });
+      }
+      return terminal;
+    },
+  };
+}
+
+/** Follows questions for HTTP clients. */
+export type Follower = ReturnType<typeof createFollower>;
