@@ -11,6 +11,12 @@ import {
 } from '@askq/shared';
 import { createApp, type AppDeps } from '../../apps/api/src/app.js';
 import { createOpenApiDocument } from '../../apps/api/src/openapi.js';
+import {
+  ChatCompletionSchema,
+  ModelListSchema,
+  OpenAiErrorSchema,
+  ResponseObjectSchema,
+} from '../../apps/api/src/openai/schemas.js';
 import { startAskq, type TestAskq } from '../support/askq.js';
 import { followEvents } from '../support/sse-client.js';
 
@@ -133,5 +139,29 @@ describe('real responses match the documented schemas', () => {
     const cached = await askq.post('/v1/questions', { question: 'What do tides follow?' });
     expect(cached.status).toBe(200);
     check(AskAcceptedSchema, await cached.json());
+  });
+
+  it('for the OpenAI-compatible routes', async () => {
+    check(ModelListSchema, await (await fetch(`${askq.url}/v1/models`)).json());
+    const chat = await askq.post('/v1/chat/completions', {
+      model: 'askq',
+      messages: [{ role: 'user', content: 'What do tides follow?' }],
+    });
+    expect(chat.status).toBe(200);
+    check(ChatCompletionSchema, await chat.json());
+    const created = await askq.post('/v1/responses', {
+      model: 'askq',
+      input: 'What follows the Moon?',
+    });
+    const response = (await created.json()) as { id: string };
+    check(ResponseObjectSchema, response);
+    check(
+      ResponseObjectSchema,
+      await (await fetch(`${askq.url}/v1/responses/${response.id}`)).json(),
+    );
+    check(
+      OpenAiErrorSchema,
+      await (await askq.post('/v1/chat/completions', { model: 'gpt-4o' })).json(),
+    );
   });
 });

@@ -1,4 +1,3 @@
-import { z, type ZodType } from 'zod';
 import {
   AskAcceptedSchema,
   AskRequest,
@@ -13,21 +12,9 @@ import {
   CancelAnswerSchema,
 } from '@askq/shared';
 
-type Json = Record<string, unknown>;
+import { json, ref, schemaOf, type Json } from './openapi-schema.js';
+import { openAiComponents, openAiPaths } from './openai/openapi.js';
 
-/** JSON Schema (2020-12, what OpenAPI 3.1 uses) of a zod schema, as requests or as responses. */
-function schemaOf(schema: ZodType, io: 'input' | 'output' = 'output'): Json {
-  const generated = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Json;
-  // The dialect is the document's (OpenAPI 3.1 is JSON Schema 2020-12), not each schema's.
-  delete generated.$schema;
-  return generated;
-}
-
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (schema: Json, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-});
 const error = (description: string) => json(ref('Error'), description);
 
 const ERRORS = {
@@ -117,6 +104,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
         Collection: schemaOf(CollectionViewSchema),
         CacheStats: schemaOf(CacheStatsSchema),
         ...events,
+        ...openAiComponents(),
       },
     },
     security: [{ bearer: [] }],
@@ -289,6 +277,7 @@ export function createOpenApiDocument(options: { version: string }): Json {
           },
         },
       },
+      ...openAiPaths(),
       '/healthz': {
         get: {
           summary: 'Alive',
