@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
-import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { createFakeLlm, type FakeLlm, type FakeLlmRequest } from '../support/fake-llm.js';
 
 // The demo page at GET / (apps/api/public), driven in headless Chromium through the real API.
 // Debian's chromium is used with playwright-core; nothing is downloaded.
@@ -42,6 +42,48 @@ const SLOW_ANSWER = Array.from(
 ).join(' ');
 const API_KEY = 'demo-page-key-0123456789';
 
+// Two ferries told alike. "How long does the crossing take?" on its own finds the Skye one (its
+// passage says "crossing" twice); only the conversation can make it mean the Mull one. Their own
+// collection leaves DOCS' counts as they are.
+const FERRY_COLLECTION = 'ferries';
+const FERRIES = [
+  {
+    id: 'mull-ferry',
+    title: 'The Oban ferry to Mull',
+    text: '# The Oban ferry to Mull\n\nThe Oban ferry to Mull sails from Oban to Craignure on the Isle of Mull. The Mull ferry carries cars, bicycles and foot passengers across the Firth of Lorn. The crossing takes 46 minutes. Tickets for the Oban ferry to Mull are sold at the Oban terminal.',
+  },
+  {
+    id: 'skye-ferry',
+    title: 'The Mallaig ferry to Skye',
+    text: '# The Mallaig ferry to Skye\n\nThe Mallaig ferry to Armadale on Skye sails from Mallaig to Armadale on the Isle of Skye. The Skye ferry carries cars, bicycles and foot passengers across the Sound of Sleat. The crossing takes 30 minutes; in rough weather the crossing can take longer. Tickets for the Mallaig ferry to Skye are sold at the Mallaig terminal.',
+  },
+];
+
+/**
+ * A fake model that reads its prompt, so the answer shows what retrieval found: asked to rewrite
+ * a follow-up, it names the conversation's first question in it; asked to answer, it quotes the
+ * sentence of source [1] that shares most words with the question, citing it.
+ */
+function readingModel(req: FakeLlmRequest): { text: string; chunkDelayMs: number } {
+  const messages = (req.body?.messages ?? []) as Array<{ role: string; content: string }>;
+  const last = messages.at(-1)?.content ?? '';
+  const followUp = /^Follow-up question: (.*)$/m.exec(last);
+  if (followUp) {
+    const first = /^User: (.*)$/m.exec(last)?.[1] ?? '';
+    return { text: `${followUp[1]} (${first})`, chunkDelayMs: 0 };
+  }
+  const question = /^Question: (.*)$/m.exec(last)?.[1] ?? '';
+  const [, title = '', text = ''] = /^\[1\] (?:\(([^)]*)\) )?(.*)$/m.exec(last) ?? [];
+  // The passage begins with its heading, flattened into the text: no sentence to quote.
+  const source = title && text.startsWith(title) ? text.slice(title.length) : text;
+  const words = (text: string) => new Set(text.toLowerCase().match(/[a-z]+/g) ?? []);
+  const asked = words(question);
+  const shared = (sentence: string) => [...words(sentence)].filter((w) => asked.has(w)).length;
+  const sentences = source.trim().split(/(?<=\.)\s+/);
+  const best = sentences.reduce((a, b) => (shared(b) > shared(a) ? b : a), sentences[0] ?? '');
+  return { text: `${best} [1]`, chunkDelayMs: 10 };
+}
+
 let llm: FakeLlm;
 let askq: TestAskq;
 let proxy: Proxy;
@@ -58,6 +100,7 @@ beforeAll(async () => {
     env: { LLM_BASE_URL: llm.baseURL, TOKEN_BATCH_MS: '10', RETRY_BASE_DELAY_MS: '50' },
   });
   await askq.seed(DOCS);
+  await askq.seed(FERRIES, FERRY_COLLECTION);
   // The browser reaches the API through a TCP proxy, so a test can cut its connections.
   proxy = await startProxy(Number(new URL(askq.url).port));
   browser = await chromium.launch({
@@ -206,7 +249,9 @@ describe('the demo page at GET /', () => {
 
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
 
-      // The same question again: the exact cache answers the POST with the result at once.
+      // The same question again, on its own (a follow-up is another question): the exact cache
+      // answers the POST with the result at once.
+      await page.getByRole('button', { name: 'New conversation' }).click();
       await ask(page, 'What causes tides?');
       await waitForStatus(page, 'completed');
       expect(await page.locator('#status-text').textContent()).toBe(
@@ -214,6 +259,91 @@ describe('the demo page at GET /', () => {
       );
       expect(await page.locator('#result [data-field="cached"]').textContent()).toBe('yes');
       expect(await answerOf(page)).toBe(ANSWER);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('asks a follow-up that continues the conversation, and starts a new one', async (ctx) => {
+    skipWithoutChromium(ctx);
+    llm.reply(readingModel);
+    const { context, page } = await openPage(proxy.url, { width: 1280, height: 900 });
+    const posted = () =>
+      page
+        .waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/v1/questions'))
+        .then((r) => JSON.parse(r.postData() ?? '{}') as Record<string, unknown>);
+    try {
+      await page.getByLabel('Collection').fill(FERRY_COLLECTION);
+      // One source: the follow-up must find the Mull passage itself, not merely list it too.
+      await page.getByLabel('Sources to retrieve').fill('1');
+      expect(await page.locator('#conversation').isHidden()).toBe(true);
+
+      let request = posted();
+      await ask(page, 'Tell me about the ferry to Mull');
+      expect((await request).previousQuestionId).toBeUndefined();
+      await waitForStatus(page, 'completed');
+      const first = (await page.locator('#question-id').textContent()) ?? '';
+      expect(await answerOf(page)).toBe(
+        'The Oban ferry to Mull sails from Oban to Craignure on the Isle of Mull. [1]',
+      );
+
+      // The completed turn is the conversation now, and the next question follows it up.
+      const conversation = page.getByRole('region', { name: 'Conversation' });
+      await conversation.waitFor();
+      const turns = conversation.locator('.turn');
+      expect(await turns.count()).toBe(1);
+      expect(await turns.first().locator('.turn-question').textContent()).toContain(
+        'Tell me about the ferry to Mull',
+      );
+      expect(await page.getByLabel('Question', { exact: true }).inputValue()).toBe('');
+      expect(await page.locator('#question-mode').textContent()).toMatch(/follows up/);
+
+      request = posted();
+      await ask(page, 'How long does the crossing take?');
+      expect((await request).previousQuestionId).toBe(first);
+      expect(await page.locator('#asked').textContent()).toMatch(
+        /Follow-up\s+How long does the crossing take\?/,
+      );
+      await waitForStatus(page, 'completed');
+      // The Mull ferry's crossing, not the Skye one's: the conversation said which ferry.
+      expect(await answerOf(page)).toBe('The crossing takes 46 minutes. [1]');
+      const sources = page.locator('#sources li');
+      expect(await sources.count()).toBe(1);
+      expect(await sources.first().locator('.source-title').textContent()).toBe(
+        '[1] The Oban ferry to Mull',
+      );
+      expect(await page.locator('#validation-summary').textContent()).toBe('All 4 checks passed.');
+      const followUp = (await page.locator('#question-id').textContent()) ?? '';
+      const view = (await (await fetch(`${askq.url}/v1/questions/${followUp}`)).json()) as {
+        previousQuestionId?: string;
+      };
+      expect(view.previousQuestionId).toBe(first);
+      expect(await turns.count()).toBe(2);
+      expect(await turns.nth(1).locator('.turn-answer').textContent()).toContain('46 minutes');
+
+      // "New conversation", from the keyboard: the thread goes, the focus goes to the question.
+      await page.getByRole('button', { name: 'New conversation' }).focus();
+      await page.keyboard.press('Enter');
+      expect(await conversation.isHidden()).toBe(true);
+      expect(await page.evaluate<string>('document.activeElement.id')).toBe('question');
+      expect(await page.locator('#question-mode').textContent()).toMatch(/stands alone/);
+
+      request = posted();
+      await page.keyboard.type('How long does the crossing take?');
+      await page.keyboard.press('Control+Enter');
+      expect(await request).not.toHaveProperty('previousQuestionId');
+      expect(await page.locator('#asked-kind').textContent()).toBe('Question');
+      await waitForStatus(page, 'completed');
+      // On its own the question finds the other ferry: it was the conversation that said Mull.
+      expect(await answerOf(page)).toContain('30 minutes');
+      expect(await sources.first().locator('.source-title').textContent()).toBe(
+        '[1] The Mallaig ferry to Skye',
+      );
+      // It starts a conversation of its own.
+      expect(await turns.count()).toBe(1);
+      expect(await turns.first().getAttribute('data-question-id')).toBe(
+        await page.locator('#question-id').textContent(),
+      );
     } finally {
       await context.close();
     }

@@ -2,12 +2,16 @@
 // Talks to the HTTP API of the same origin: POST /v1/questions, GET /v1/questions/{id}/events (read
 // with fetch so that it can carry the API key, and resumed with Last-Event-ID after a network
 // error), DELETE /v1/questions/{id}, GET /v1/collections.
+// Once an answer completes, the next question is a follow-up: its POST names the last completed
+// question as previousQuestionId, and askq answers it in the light of the earlier turns.
 
 const KEY_STORAGE = 'askq.apiKey';
 const STAGES = ['retrieval', 'generation', 'validation'];
 /** Consecutive failed connections before the page stops trying to resume a stream. */
 const MAX_RECONNECTS = 30;
 const EXCERPT_CHARS = 280;
+// A `[2]` in an earlier turn named that turn's sources, which the page no longer shows.
+const CITATION = /\s?\[\d{1,3}\]/g;
 
 const $ = (id) => {
   const el = document.getElementById(id);
@@ -28,6 +32,9 @@ const askButton = /** @type {HTMLButtonElement} */ ($('ask-button'));
 const answerEl = $('answer');
 const statusLine = $('status-line');
 const errorBox = $('error');
+const conversationEl = $('conversation');
+const turnsEl = $('turns');
+const newConversationButton = /** @type {HTMLButtonElement} */ ($('new-conversation'));
 
 /**
  * The question being followed. Every callback checks that its run is still the current one, so a
@@ -37,8 +44,24 @@ const errorBox = $('error');
 let current;
 
 /**
+ * The completed turns of the conversation the next question continues, oldest first; empty when
+ * it stands alone. Only its last id goes to the API, which keeps the earlier turns itself.
+ * @type {Turn[]}
+ */
+let conversation = [];
+
+/**
+ * @typedef {object} Turn
+ * @property {string} id
+ * @property {string} question
+ * @property {string} answer
+ */
+
+/**
  * @typedef {object} Run
  * @property {string | undefined} id
+ * @property {string} question
+ * @property {string | undefined} previousQuestionId the turn it follows up, if any
  * @property {string | undefined} eventsUrl
  * @property {AbortController} controller
  * @property {string | undefined} lastEventId
@@ -548,9 +571,13 @@ function clearError() {
   }
 }
 
-function resetView() {
+/** @param {Run} run */
+function resetView(run) {
   clearError();
   setStatus('submitting', 'Sending the question…');
+  $('asked-kind').textContent = run.previousQuestionId ? 'Follow-up' : 'Question';
+  $('asked-text').textContent = run.question;
+  $('asked').hidden = false;
   setAttempt(undefined);
   $('question-id').textContent = '—';
   $('connection').textContent = '—';
@@ -592,6 +619,7 @@ function finish(run, outcome, result) {
   answerEl.setAttribute('aria-busy', 'false');
   setConnection(run, 'closed');
   if (outcome === 'completed') {
+    addTurn(run, result);
     const total = result?.timings?.totalMs;
     setStatus(
       'completed',
@@ -632,6 +660,70 @@ function setCancelEnabled(enabled) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Conversation
+
+/** Adds a completed run to the conversation, unless the conversation moved on while it ran. */
+function addTurn(run, result) {
+  if (!run.id) return;
+  // "New conversation" (or another follow-up's completion) while it ran: it no longer follows on.
+  if (run.previousQuestionId !== conversation.at(-1)?.id) return;
+  conversation.push({
+    id: run.id,
+    question: run.question,
+    answer: String(result?.answer ?? run.answer),
+  });
+  renderConversation();
+}
+
+function renderConversation() {
+  turnsEl.replaceChildren(
+    ...conversation.map((turn) => {
+      const li = document.createElement('li');
+      li.className = 'turn';
+      li.dataset.questionId = turn.id;
+      li.append(
+        turnLine('turn-question', 'You', turn.question),
+        turnLine('turn-answer', 'askq', turn.answer.replace(CITATION, '')),
+      );
+      return li;
+    }),
+  );
+  const active = conversation.length > 0;
+  conversationEl.hidden = !active;
+  // The newest turn is the one the next question follows: keep it in view.
+  turnsEl.scrollTop = turnsEl.scrollHeight;
+  setMode(
+    active
+      ? 'Your next question follows up on the conversation above.'
+      : 'New conversation: your next question stands alone.',
+  );
+}
+
+function turnLine(className, who, text) {
+  const p = document.createElement('p');
+  p.className = className;
+  const speaker = document.createElement('span');
+  speaker.className = 'who';
+  speaker.textContent = who;
+  p.append(speaker, ` ${text}`);
+  return p;
+}
+
+/** Says, next to the question field (and to screen readers), whether it continues the thread. */
+function setMode(text) {
+  const mode = $('question-mode');
+  // Rewriting the same words would be announced again by some screen readers.
+  if (mode.textContent !== text) mode.textContent = text;
+}
+
+function newConversation() {
+  conversation = [];
+  renderConversation();
+  // The button just pressed is hidden now: hand the focus to where the next question is written.
+  questionInput.focus();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Actions
 
 function invalid(input, code, message) {
@@ -668,6 +760,8 @@ async function ask(event) {
   /** @type {Run} */
   const run = {
     id: undefined,
+    question,
+    previousQuestionId: conversation.at(-1)?.id,
     eventsUrl: undefined,
     controller: new AbortController(),
     lastEventId: undefined,
@@ -679,7 +773,7 @@ async function ask(event) {
     ticker: undefined,
   };
   current = run;
-  resetView();
+  resetView(run);
   setCancelEnabled(false);
 
   let res;
@@ -693,6 +787,7 @@ async function ask(event) {
         model: modelSelect.value,
         topK,
         cache: cacheInput.checked,
+        ...(run.previousQuestionId ? { previousQuestionId: run.previousQuestionId } : {}),
       }),
       signal: run.controller.signal,
     });
@@ -708,6 +803,12 @@ async function ask(event) {
       authDetails.open = true;
       keyInput.setAttribute('aria-invalid', 'true');
     }
+    if (run.previousQuestionId && (res.status === 404 || res.status === 409)) {
+      // Expired, or not finished after all: the conversation cannot go on from that turn.
+      addNotice(
+        'The earlier answer cannot be followed up. Press “New conversation” to ask this on its own.',
+      );
+    }
     fail(run, error);
     return;
   }
@@ -719,6 +820,9 @@ async function ask(event) {
     return;
   }
   run.id = body.id;
+  // Accepted: like a chat box, the field is ready for the next message (it is shown above the
+  // answer). A refused question stays in the field to be corrected.
+  if (questionInput.value.trim() === question) questionInput.value = '';
   run.eventsUrl = body.links?.events ?? `/v1/questions/${encodeURIComponent(body.id)}/events`;
   $('question-id').textContent = body.id;
 
@@ -806,6 +910,7 @@ async function loadCollections() {
 
 form.addEventListener('submit', (event) => void ask(event));
 cancelButton.addEventListener('click', () => void cancel());
+newConversationButton.addEventListener('click', newConversation);
 questionInput.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
