@@ -14,6 +14,7 @@ import { FERRIES, FOLLOW_UP } from '../fixtures/ferries.js';
 // completions, the Responses API in background mode with resumable streams, and follow-ups.
 
 const KEY = 'sk-askq-test-key-acme';
+const OTHER_KEY = 'sk-askq-test-key-globex';
 const auth = { authorization: `Bearer ${KEY}` };
 
 type Sourced = { sources: Array<{ documentId: string }> };
@@ -44,7 +45,11 @@ describe('offline, with two API processes', () => {
   beforeAll(async () => {
     askq = await startAskq({
       // Paced, so that a stream can be cut mid-answer.
-      env: { API_KEYS: `acme:${KEY}`, EXTRACTIVE_TOKEN_DELAY_MS: '25', TOKEN_BATCH_MS: '5' },
+      env: {
+        API_KEYS: `acme:${KEY},globex:${OTHER_KEY}`,
+        EXTRACTIVE_TOKEN_DELAY_MS: '25',
+        TOKEN_BATCH_MS: '5',
+      },
     });
     // Another API process on the same Redis and prefix, as behind a load balancer.
     other = await startApi(
@@ -54,7 +59,7 @@ describe('offline, with two API processes', () => {
         REDIS_PREFIX: askq.prefix,
         PORT: '0',
         HOST: '127.0.0.1',
-        API_KEYS: `acme:${KEY}`,
+        API_KEYS: `acme:${KEY},globex:${OTHER_KEY}`,
         SHUTDOWN_TIMEOUT_MS: '5000',
       }),
       pino({ level: 'silent' }),
@@ -206,6 +211,49 @@ describe('offline, with two API processes', () => {
     expect(end.response.status).toBe('cancelled');
     expect((await client.responses.retrieve(id)).status).toBe('cancelled');
     expect((await question(askq.url, id.replace(/^resp_/, ''))).status).toBe('cancelled');
+  });
+
+  it('keeps tenants apart, and takes an Idempotency-Key as the native route does', async () => {
+    const created = await client.responses.create({
+      model: 'askq/ferries',
+      input: 'Which ferry sails from Oban?',
+      background: true,
+    });
+    const globex = new OpenAI({ baseURL: `${askq.url}/v1`, apiKey: OTHER_KEY, maxRetries: 0 });
+    // Another tenant sees neither the response nor the collection.
+    await expect(globex.responses.retrieve(created.id)).rejects.toBeInstanceOf(
+      OpenAI.NotFoundError,
+    );
+    await expect(
+      globex.responses.create({
+        model: 'askq',
+        input: 'And then?',
+        previous_response_id: created.id,
+      }),
+    ).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    const listed = [];
+    for await (const model of globex.models.list()) listed.push(model.id);
+    expect(listed).toEqual(['askq']);
+
+    const body = {
+      model: 'askq/ferries',
+      messages: [{ role: 'user' as const, content: 'Where are Skye ferry tickets sold?' }],
+    };
+    const once = await client.chat.completions
+      .create(body, { headers: { 'Idempotency-Key': 'chat-1' } })
+      .withResponse();
+    const again = await client.chat.completions
+      .create(body, { headers: { 'Idempotency-Key': 'chat-1' } })
+      .withResponse();
+    expect(again.response.headers.get('x-askq-question-id')).toBe(
+      once.response.headers.get('x-askq-question-id'),
+    );
+    expect(again.data.choices[0]!.message.content).toBe(once.data.choices[0]!.message.content);
+    const other = client.chat.completions.create(
+      { ...body, messages: [{ role: 'user', content: 'Something else?' }] },
+      { headers: { 'Idempotency-Key': 'chat-1' } },
+    );
+    await expect(other).rejects.toBeInstanceOf(OpenAI.UnprocessableEntityError);
   });
 
   it('raises the SDK’s own errors for a wrong key, a bad body and an unknown model', async () => {
