@@ -1,9 +1,9 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { QuestionView } from '@askq/shared';
 import { startApi, type RunningApi } from '../../apps/api/src/server.js';
 import { ApiConfig } from '../../apps/api/src/config.js';
-import { loadConfig } from '@askq/shared';
+import { createLogger, loadConfig } from '@askq/shared';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { startAskq, waitForIngestion, type SeedDocument, type TestAskq } from '../support/askq.js';
@@ -254,6 +254,61 @@ describe('offline, with two API processes', () => {
       { headers: { 'Idempotency-Key': 'chat-1' } },
     );
     await expect(other).rejects.toBeInstanceOf(OpenAI.UnprocessableEntityError);
+  });
+
+  it('answers a waiting unstreamed completion 503 when its API process shuts down; the question goes on', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const leaving = await startApi(
+      loadConfig(ApiConfig, {
+        REDIS_URL: inject('redisUrl'),
+        CHROMA_URL: inject('chromaUrl'),
+        REDIS_PREFIX: askq.prefix,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        API_KEYS: `acme:${KEY},globex:${OTHER_KEY}`,
+        SHUTDOWN_TIMEOUT_MS: '5000',
+      }),
+      createLogger({
+        level: 'info',
+        service: 'test',
+        destination: {
+          write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+        },
+      }),
+    );
+    const leavingClient = new OpenAI({
+      baseURL: `http://127.0.0.1:${leaving.port}/v1`,
+      apiKey: KEY,
+      maxRetries: 0,
+    });
+    const waiting = leavingClient.chat.completions.create({
+      model: 'askq/ferries',
+      messages: [
+        { role: 'user', content: 'Describe the Skye ferry: its pier, its cars, its tickets.' },
+      ],
+    });
+    waiting.catch(() => undefined);
+    // Once the question is accepted the request waits for its end; then the process stops.
+    const questionId = await vi.waitFor(
+      () => {
+        const queued = lines.find((l) => l.msg === 'question queued');
+        if (!queued) throw new Error('not queued yet');
+        return queued.questionId as string;
+      },
+      { timeout: 10_000, interval: 10 },
+    );
+    await leaving.stop('test');
+    const error = await waiting.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    // Durable: it is answered all the same, and the client can ask another process for it.
+    await vi.waitFor(
+      async () => expect((await question(askq.url, questionId)).status).toBe('completed'),
+      { timeout: 15_000, interval: 50 },
+    );
   });
 
   it('raises the SDK’s own errors for a wrong key, a bad body and an unknown model', async () => {

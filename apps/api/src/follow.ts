@@ -136,9 +136,11 @@ export function createFollower(deps: FollowDeps) {
 
     /**
      * Resolves with a question's terminal event, for a client that waits for the whole answer
-     * (an unstreamed chat completion); rejects when `signal` aborts (the client left).
+     * (an unstreamed chat completion), or undefined when `signal` aborts (the client left). At
+     * shutdown it rejects with 503: the client asks again elsewhere (with its Idempotency-Key,
+     * for the same question), rather than holding this process open until the answer.
      */
-    async end(questionId: string, signal: AbortSignal): Promise<LoggedEvent> {
+    async end(questionId: string, signal: AbortSignal): Promise<LoggedEvent | undefined> {
       let terminal: LoggedEvent | undefined;
       let finish: () => void = () => {};
       const ended = new Promise<void>((resolve) => (finish = resolve));
@@ -166,14 +168,25 @@ export function createFollower(deps: FollowDeps) {
         live.close();
         finish();
       };
+      let shutDown = false;
+      const unregister = deps.streams.addWaiter(() => {
+        shutDown = true;
+        leave();
+      });
       signal.addEventListener('abort', leave, { once: true });
       try {
         await live.serve(() => undefined).catch(unavailable);
         await ended;
       } finally {
         signal.removeEventListener('abort', leave);
+        unregister();
       }
-      signal.throwIfAborted();
+      if (signal.aborted) return undefined;
+      if (shutDown) {
+        throw new AppError('UNAVAILABLE', 'this API process is shutting down: ask again', {
+          retryAfterSeconds: 1,
+        });
+      }
       if (!terminal || !TERMINAL_EVENTS.has(terminal.event)) {
         throw new AppError('UNAVAILABLE', 'the question’s events could not be read', {
           retryAfterSeconds: 1,

@@ -55,21 +55,34 @@ export interface SseRegistry {
   /** Whether it was registered. */
   delete(res: Response): boolean;
   readonly size: number;
+  /**
+   * Registers a request that waits for a question's end without streaming (an unstreamed chat
+   * completion): shutdown calls `leave` so it answers at once rather than hold the server open.
+   * Returns its removal.
+   */
+  addWaiter(leave: () => void): () => void;
   closeAll(): void;
 }
 
 /** Creates an empty stream registry. */
 export function createSseRegistry(): SseRegistry {
   const open = new Set<Response>();
+  const waiters = new Set<() => void>();
   return {
     add: (res) => void open.add(res),
     delete: (res) => open.delete(res),
     get size() {
       return open.size;
     },
+    addWaiter(leave) {
+      waiters.add(leave);
+      return () => void waiters.delete(leave);
+    },
     closeAll() {
       // Each stream's 'close' handler unregisters it (and updates the gauge).
       for (const res of [...open]) res.end();
+      for (const leave of [...waiters]) leave();
+      waiters.clear();
     },
   };
 }

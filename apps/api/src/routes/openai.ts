@@ -83,8 +83,11 @@ export function openAiRoutes(deps: {
     return accepted.body.id;
   };
 
-  /** Waits for a question's end, for a client that asked for the whole answer at once. */
-  const ending = (res: Response, id: string): Promise<LoggedEvent> => {
+  /**
+   * Waits for a question's end, for a client that asked for the whole answer at once; undefined
+   * when the client left (the question goes on: it is durable).
+   */
+  const ending = (res: Response, id: string): Promise<LoggedEvent | undefined> => {
     const left = new AbortController();
     res.once('close', () => left.abort());
     return deps.follower.end(id, left.signal);
@@ -119,6 +122,7 @@ export function openAiRoutes(deps: {
       return;
     }
     const end = await ending(res, id);
+    if (!end) return;
     const data = JSON.parse(end.data) as { result?: QuestionResult; error?: PublicError };
     if (end.event === 'completed' && data.result) {
       res.json(chatCompletion(identity, data.result));
@@ -204,7 +208,7 @@ export function openAiRoutes(deps: {
     // In the background, the response is answered as it stands (queued, or already completed
     // from the cache); otherwise once it has ended. Either way it runs to its end, and can be
     // polled, resumed and cancelled: every askq question is durable.
-    if (body.background !== true) await ending(res, id);
+    if (body.background !== true && !(await ending(res, id))) return;
     res.json(await responseOf(identity));
   });
 
