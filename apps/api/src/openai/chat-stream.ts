@@ -91,7 +91,11 @@ export function createChatStream(identity: ChatIdentity, options: { includeUsage
               usage: usageOf(result),
             })
           : '';
-        return `${content(text.final(result.answer))}${last}${usage}data: [DONE]\n\n`;
+        const rest = content(text.final(result.answer));
+        // An empty answer has no content chunk: the role must still come first, as in OpenAI's.
+        const opener = started ? '' : chunk({ role: 'assistant', content: '' }, null);
+        started = true;
+        return `${opener}${rest}${last}${usage}data: [DONE]\n\n`;
       }
       case 'failed': {
         const { error } = JSON.parse(event.data) as { error: PublicError };
