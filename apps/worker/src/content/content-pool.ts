@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { AppError, toError, type Source, type Validation } from '@askq/shared';
+import { AppError, toError, type Validation } from '@askq/shared';
 import type { Chunk, ChunkerOptions } from '../knowledge/chunker.js';
 import type { ExtractInput } from '../llm/extractive.js';
 import type { ValidateInput } from '../stages/validate.js';

@@ -4,7 +4,7 @@
 // time only, not time spent queued behind other tasks.
 import { threadId } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
-import type { Source, Validation } from '@askq/shared';
+import type { Validation } from '@askq/shared';
 import { hashEmbed } from '../embeddings/hash-embedder.js';
 import { createChunker, type Chunk } from '../knowledge/chunker.js';
 import { extract as extractAnswer, type ExtractInput } from '../llm/extractive.js';
