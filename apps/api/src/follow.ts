@@ -33,6 +33,9 @@ export interface FollowDeps {
   options: EventStreamOptions;
 }
 
+/** One of a tenant's open streams, held while a stream lives. */
+export type StreamLease = Awaited<ReturnType<TenantQuotas['openStream']>>;
+
 /** A stream of one question to one client, opened ahead of serving it. */
 export interface OpenStream {
   /** Streams: waits for the tenant's stream lease (429 past the quota), then replays and goes live. */
@@ -47,7 +50,20 @@ export interface OpenStream {
  * client resumes elsewhere), and is counted in `askq_sse_connections`.
  */
 export function createFollower(deps: FollowDeps) {
+  const reserve = (tenant: string): Promise<StreamLease> => {
+    const leased = deps.quotas.openStream(tenant, randomUUID());
+    leased.catch(() => undefined);
+    return leased;
+  };
+
   return {
+    /**
+     * Takes one of the tenant's open streams ahead of the question (429 past the quota), so a
+     * client that could not be streamed to is refused before anything is asked. Hand it to
+     * {@link open}, or release it.
+     */
+    reserve,
+
     /**
      * Subscribes, and takes the tenant's stream lease, at once: the caller may read the question
      * meanwhile, and a live stream then starts one round trip sooner.
@@ -59,6 +75,14 @@ export function createFollower(deps: FollowDeps) {
       options: {
         after?: string | undefined;
         format?: (event: LoggedEvent) => Buffer | string;
+        /**
+         * The last words of a stream cut short (shutdown, an unreadable log): nothing for
+         * askq's own streams, whose clients resume by Last-Event-ID; an error the OpenAI SDKs
+         * raise for theirs, so a cut answer is never taken for a whole one.
+         */
+        farewell?: () => string;
+        /** A lease taken with {@link reserve}; by default one is taken now. */
+        lease?: Promise<StreamLease>;
       } = {},
     ): OpenStream {
       const live = createLiveStream({
@@ -71,21 +95,22 @@ export function createFollower(deps: FollowDeps) {
         heartbeatMs: deps.options.heartbeatMs,
         maxBufferBytes: deps.options.maxBufferBytes,
         ...(options.format ? { format: options.format } : {}),
+        ...(options.farewell ? { farewell: options.farewell } : {}),
         onSent: (count) => deps.metrics.sseEventsSent.inc(count),
         // Counted (and ended at shutdown) from the moment it streams: a refused subscription is
         // a 503, not a stream.
         onOpen: () => {
-          deps.streams.add(res);
+          deps.streams.add(res, options.farewell);
           deps.metrics.sseConnections.inc();
         },
         onClose: () => {
           if (deps.streams.delete(res)) deps.metrics.sseConnections.dec();
         },
       });
-      const leased = deps.quotas.openStream(tenant, randomUUID());
-      leased.catch(() => undefined);
+      const leased = options.lease ?? reserve(tenant);
       // Released once, however the request ends: the client may leave during any await, and
-      // 'close' fires only once, so the listener is in place from the start.
+      // 'close' fires only once, so the listener is in place from the start (and a client that
+      // left before it, while the caller was asking, lets go at once).
       let renewal: NodeJS.Timeout | undefined;
       let dropped = false;
       const dropLease = () => {
@@ -98,6 +123,7 @@ export function createFollower(deps: FollowDeps) {
         );
       };
       res.once('close', dropLease);
+      if (res.closed) dropLease();
 
       return {
         cancel() {
@@ -126,6 +152,7 @@ export function createFollower(deps: FollowDeps) {
           // The client may have gone already; 'close' will not fire again.
           if (res.closed) {
             live.close();
+            dropLease();
             return;
           }
           // A subscription Redis refused is a 503, as everywhere.

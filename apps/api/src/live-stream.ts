@@ -60,6 +60,8 @@ export interface LiveStreamOptions {
    * stream translates instead, and may send nothing for an event ('').
    */
   format?: (event: LoggedEvent) => Buffer | string;
+  /** Written before the end of a stream cut short by an unreadable log (none by default). */
+  farewell?: () => string;
   /** Called once the subscription is confirmed, just before the head is written. */
   onOpen?: () => void;
   /** Called with how many events each write carried. */
@@ -159,6 +161,8 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
     } catch (e) {
       log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
       close();
+      const farewell = options.farewell?.();
+      if (farewell) output.write(farewell);
       output.end();
       return;
     }

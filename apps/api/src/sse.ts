@@ -51,7 +51,8 @@ export function writeSseHead(res: Response, retryMs?: number): void {
 
 /** The open event streams of this process, so shutdown can end them (clients resume elsewhere). */
 export interface SseRegistry {
-  add(res: Response): void;
+  /** `farewell`: what the stream says when shutdown ends it (see follow.ts). */
+  add(res: Response, farewell?: () => string): void;
   /** Whether it was registered. */
   delete(res: Response): boolean;
   readonly size: number;
@@ -66,10 +67,10 @@ export interface SseRegistry {
 
 /** Creates an empty stream registry. */
 export function createSseRegistry(): SseRegistry {
-  const open = new Set<Response>();
+  const open = new Map<Response, (() => string) | undefined>();
   const waiters = new Set<() => void>();
   return {
-    add: (res) => void open.add(res),
+    add: (res, farewell) => void open.set(res, farewell),
     delete: (res) => open.delete(res),
     get size() {
       return open.size;
@@ -80,7 +81,7 @@ export function createSseRegistry(): SseRegistry {
     },
     closeAll() {
       // Each stream's 'close' handler unregisters it (and updates the gauge).
-      for (const res of [...open]) res.end();
+      for (const [res, farewell] of [...open]) res.end(farewell?.());
       for (const leave of [...waiters]) leave();
       waiters.clear();
     },
