@@ -1,4 +1,11 @@
-import type { LoggedEvent, PublicError, QuestionResult, Source } from '@askq/shared';
+import {
+  AppError,
+  type LoggedEvent,
+  type PublicError,
+  type QuestionResult,
+  type Source,
+} from '@askq/shared';
+import { questionFailure, toOpenAiError } from './errors.js';
 
 /** What a chat completion says of the question behind it. */
 export interface ChatIdentity {
@@ -99,24 +106,10 @@ export function createChatStream(identity: ChatIdentity, options: { includeUsage
       }
       case 'failed': {
         const { error } = JSON.parse(event.data) as { error: PublicError };
-        return end({
-          error: {
-            message: error.message,
-            type: 'server_error',
-            code: error.code.toLowerCase(),
-            param: null,
-          },
-        });
+        return end(toOpenAiError(questionFailure(error)).body);
       }
       case 'cancelled':
-        return end({
-          error: {
-            message: 'the question was cancelled',
-            type: 'invalid_request_error',
-            code: 'cancelled',
-            param: null,
-          },
-        });
+        return end(toOpenAiError(new AppError('CANCELLED', 'the question was cancelled')).body);
       default:
         return '';
     }

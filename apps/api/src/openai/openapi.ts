@@ -14,8 +14,22 @@ const ERRORS = {
   '400': error('invalid_request_error: a field failed validation (`param` names it)'),
   '401': error('authentication_error: the Bearer key is missing or wrong'),
   '404': error('not_found_error: an unknown model (`model_not_found`) or response id'),
+  '409': error(
+    'invalid_request_error: the question was cancelled, the previous response has not completed, or the response to cancel has already finished (x-should-retry: false)',
+  ),
+  '413': error('invalid_request_error: the body is over 1 MiB'),
+  '415': error('invalid_request_error: send application/json'),
+  '422': error(
+    'invalid_request_error: the answer failed validation (VALIDATION_MODE=strict) or its content ran past its budget (x-should-retry: false)',
+  ),
   '429': error('rate_limit_error: a per-tenant limit; see Retry-After'),
-  '503': error('server_error: Redis or Chroma is down, or the queue is too long; see Retry-After'),
+  '502': error(
+    'server_error: the question failed at the model or embeddings server (x-should-retry: false)',
+  ),
+  '503': error(
+    'server_error: Redis or Chroma is down, the queue is too long, or this API process is shutting down; see Retry-After',
+  ),
+  '504': error('server_error: the question ran past JOB_TIMEOUT_MS (x-should-retry: false)'),
 };
 const QUESTION_ID = {
   'X-Askq-Question-Id': {
@@ -113,7 +127,7 @@ export function openAiPaths(): Record<string, Json> {
               'text/event-stream': { schema: ref('ChatCompletionChunk') },
             },
           },
-          ...pick('400', '401', '404', '429', '503'),
+          ...pick('400', '401', '404', '409', '413', '415', '422', '429', '502', '503', '504'),
         },
       },
     },
@@ -138,7 +152,7 @@ export function openAiPaths(): Record<string, Json> {
               'text/event-stream': { schema: { type: 'object' } },
             },
           },
-          ...pick('400', '401', '404', '429', '503'),
+          ...pick('400', '401', '404', '409', '413', '415', '429', '503'),
         },
       },
     },
@@ -182,8 +196,7 @@ export function openAiPaths(): Record<string, Json> {
             ref('Response'),
             'Cancelled at once when queued; when running, the cancel is recorded and it ends `cancelled` shortly',
           ),
-          '409': error('invalid_request_error: it has already completed or failed'),
-          ...pick('401', '404', '429', '503'),
+          ...pick('401', '404', '409', '429', '503'),
         },
       },
     },

@@ -1,7 +1,8 @@
 import { AppError } from '@askq/shared';
 import { describe, expect, it } from 'vitest';
 import { OpenAiRouteError, isOpenAiPath, toOpenAiError } from './errors.js';
-import { ChatCompletionRequest, ResponseRequest, parseOpenAiBody, toQuestion } from './requests.js';
+import { parseBody } from '../http.js';
+import { ChatCompletionRequest, ResponseRequest, toQuestion } from './requests.js';
 
 /** The AppError a call throws (fails the test when it throws none). */
 function thrownBy(call: () => unknown): AppError {
@@ -15,7 +16,7 @@ function thrownBy(call: () => unknown): AppError {
 }
 
 const messages = (...list: Array<{ role: string; content?: unknown }>) =>
-  parseOpenAiBody(ChatCompletionRequest, { model: 'askq', messages: list }).messages;
+  parseBody(ChatCompletionRequest, { model: 'askq', messages: list }).messages;
 
 describe('toQuestion', () => {
   it('takes the last user message as the question and no history for one message', () => {
@@ -100,7 +101,7 @@ describe('ChatCompletionRequest', () => {
   const base = { model: 'askq', messages: [{ role: 'user', content: 'Hi' }] };
 
   it('accepts and keeps fields askq ignores, as clients send them by default', () => {
-    const parsed = parseOpenAiBody(ChatCompletionRequest, {
+    const parsed = parseBody(ChatCompletionRequest, {
       ...base,
       temperature: 0.2,
       top_p: 1,
@@ -116,12 +117,12 @@ describe('ChatCompletionRequest', () => {
 
   it('accepts null for the optional fields, as some clients send them', () => {
     expect(() =>
-      parseOpenAiBody(ChatCompletionRequest, { ...base, n: null, tools: null, stream: null }),
+      parseBody(ChatCompletionRequest, { ...base, n: null, tools: null, stream: null }),
     ).not.toThrow();
   });
 
   it('refuses n: 2 at `n`', () => {
-    const error = thrownBy(() => parseOpenAiBody(ChatCompletionRequest, { ...base, n: 2 }));
+    const error = thrownBy(() => parseBody(ChatCompletionRequest, { ...base, n: 2 }));
     expect(error.code).toBe('INVALID_REQUEST');
     expect(toOpenAiError(error)).toMatchObject({
       status: 400,
@@ -131,7 +132,7 @@ describe('ChatCompletionRequest', () => {
 
   it('refuses tools, which askq would never call', () => {
     const error = thrownBy(() =>
-      parseOpenAiBody(ChatCompletionRequest, {
+      parseBody(ChatCompletionRequest, {
         ...base,
         tools: [{ type: 'function', function: { name: 'f' } }],
       }),
@@ -141,22 +142,20 @@ describe('ChatCompletionRequest', () => {
 
   it('refuses image parts and an empty conversation', () => {
     expect(() =>
-      parseOpenAiBody(ChatCompletionRequest, {
+      parseBody(ChatCompletionRequest, {
         ...base,
         messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }],
       }),
     ).toThrow(AppError);
-    expect(() => parseOpenAiBody(ChatCompletionRequest, { ...base, messages: [] })).toThrow(
-      AppError,
-    );
+    expect(() => parseBody(ChatCompletionRequest, { ...base, messages: [] })).toThrow(AppError);
   });
 });
 
 describe('ResponseRequest', () => {
   it('accepts a string input and a messages input', () => {
-    expect(parseOpenAiBody(ResponseRequest, { model: 'askq', input: 'Hi' }).input).toBe('Hi');
+    expect(parseBody(ResponseRequest, { model: 'askq', input: 'Hi' }).input).toBe('Hi');
     expect(
-      parseOpenAiBody(ResponseRequest, {
+      parseBody(ResponseRequest, {
         model: 'askq',
         input: [{ role: 'user', content: 'Hi' }],
         background: true,

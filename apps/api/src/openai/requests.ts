@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { AppError, type Turn } from '@askq/shared';
-import { parseBody } from '../http.js';
 
 // OpenAI's request bodies carry many fields askq has no use for (temperature, top_p, user,
 // metadata, ...): clients send them by default, so they are accepted and ignored (looseObject).
@@ -53,10 +52,6 @@ export type ResponseRequest = z.infer<typeof ResponseRequest>;
 // Within what a native question's history accepts; chat clients resend whole conversations.
 const MAX_TURNS = 100;
 const MAX_TURN_CHARS = 20_000;
-
-/** Parses an OpenAI body; problems are 400s with their field paths (OpenAI's `param`). */
-export const parseOpenAiBody = <T>(schema: z.ZodType<T>, body: unknown): T =>
-  parseBody(schema, body);
 
 /**
  * A conversation as askq takes it: the last message is the question (it must be the user's),

@@ -215,7 +215,10 @@ export function createResponseStream(identity: ResponseIdentity) {
         emit(events, 'response.created', { response: snapshot() });
       }
       // An answer from the exact cache has no `status` events: its first event starts it.
-      if (status === 'queued' && !(event.event === 'status' && event.data.includes('"queued"'))) {
+      const queued =
+        event.event === 'status' &&
+        (JSON.parse(event.data) as { status: string }).status === 'queued';
+      if (status === 'queued' && !queued) {
         status = 'in_progress';
         emit(events, 'response.in_progress', { response: snapshot() });
       }
