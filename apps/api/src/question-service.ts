@@ -13,7 +13,6 @@ import {
   toQuestionView,
   boundHistory,
   contextOf,
-  continueHistory,
   type AnswerCache,
   type TenantSlots,
   type AskRequest,
@@ -226,13 +225,12 @@ export function createQuestionService(deps: {
    * follows up (its own turns, its text and its answer), bounded either way.
    */
   const resolve = async (tenant: string, asked: AskRequest): Promise<ResolvedAsk> => {
-    const { history, ...request } = asked;
-    if (history && request.previousQuestionId) {
-      throw new AppError('INVALID_REQUEST', 'give previousQuestionId or history, not both', {
-        details: [{ path: 'history', message: 'not allowed with previousQuestionId' }],
-      });
+    const { history = [], ...request } = asked;
+    if (!request.previousQuestionId) {
+      return history.length > 0
+        ? { ...request, history: boundHistory(history, deps.history) }
+        : request;
     }
-    if (history) return { ...request, history: boundHistory(history, deps.history) };
     if (!request.previousQuestionId) return request;
     const previous = await get(tenant, request.previousQuestionId);
     if (previous.status !== 'completed' || !previous.result) {
@@ -243,10 +241,15 @@ export function createQuestionService(deps: {
     }
     const stored = await store.read(previous.id).catch(unavailable);
     const earlier = parseTurns(stored?.history);
-    return {
-      ...request,
-      history: continueHistory(earlier, previous.question, previous.result.answer, deps.history),
-    };
+    // Turns sent as well follow the earlier question's answer (as the Responses API appends
+    // `input` messages to what `previous_response_id` names).
+    const chain = [
+      ...earlier,
+      { role: 'user' as const, content: previous.question },
+      { role: 'assistant' as const, content: previous.result.answer },
+      ...history,
+    ];
+    return { ...request, history: boundHistory(chain, deps.history) };
   };
 
   return {

@@ -23,9 +23,25 @@ const CITATION = /\s?\[\d{1,3}\]/g;
 /**
  * The most recent turns that fit the limits, oldest first, with earlier answers' citation marks
  * removed. The oldest turn kept may be cut from its start to fit: what was said last matters most.
- * Linear in the turns' length.
+ * The turns alternate, starting with the user's, as strict chat templates (vLLM's for Mistral or
+ * Llama 2, say) require: consecutive turns of one role are joined, and an assistant turn before
+ * the first user turn is dropped. Linear in the turns' length.
  */
 export function boundHistory(turns: readonly Turn[], limits: HistoryLimits): Turn[] {
+  return alternate(recent(turns, limits));
+}
+
+function alternate(turns: Turn[]): Turn[] {
+  const joined: Turn[] = [];
+  for (const turn of turns) {
+    const last = joined.at(-1);
+    if (last?.role === turn.role) last.content = `${last.content}\n\n${turn.content}`;
+    else if (last || turn.role === 'user') joined.push({ ...turn });
+  }
+  return joined;
+}
+
+function recent(turns: readonly Turn[], limits: HistoryLimits): Turn[] {
   const kept: Turn[] = [];
   let budget = limits.chars;
   for (let i = turns.length - 1; i >= 0 && kept.length < limits.turns && budget > 0; i--) {
@@ -52,17 +68,4 @@ export function contextOf(history: readonly Turn[] | undefined): string {
   for (const turn of history)
     digest.update(`${turn.role}\n${turn.content.length}\n${turn.content}`);
   return digest.digest('hex').slice(0, 32);
-}
-
-/** The turns a follow-up of `question` (answered with `answer`) carries. */
-export function continueHistory(
-  earlier: readonly Turn[],
-  question: string,
-  answer: string,
-  limits: HistoryLimits,
-): Turn[] {
-  return boundHistory(
-    [...earlier, { role: 'user', content: question }, { role: 'assistant', content: answer }],
-    limits,
-  );
 }

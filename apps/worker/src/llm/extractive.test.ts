@@ -1,7 +1,7 @@
 import type { Source } from '@askq/shared';
 import { describe, expect, it } from 'vitest';
 import type { GenerationChunk } from './chat-model.js';
-import { createExtractiveModel, NO_ANSWER } from './extractive.js';
+import { createExtractiveModel, extract, NO_ANSWER } from './extractive.js';
 
 const source = (text: string, score = 0.8): Source => ({
   documentId: 'd',
@@ -142,5 +142,34 @@ describe('createExtractiveModel', () => {
       controller.signal,
     );
     expect(chunks.length).toBeLessThan(3);
+  });
+});
+
+describe('extract for a follow-up', () => {
+  const ferries = [
+    source('The Oban ferry to Mull sails to Craignure. The crossing takes 46 minutes.', 0.6),
+    source('The Mallaig ferry to Skye sails to Armadale. The crossing takes 30 minutes.', 0.59),
+  ];
+
+  it('answers from the passages about the conversation’s subject only', () => {
+    const answer = extract({
+      question: 'How long does the crossing take?',
+      standalone: 'How long does the crossing take? (ferry skye mallaig)',
+      sources: ferries,
+      maxSentences: 3,
+    });
+    expect(answer).toContain('30 minutes. [2]');
+    expect(answer).not.toContain('46 minutes');
+  });
+
+  it('answers from every passage when the standalone form names nothing they hold', () => {
+    const answer = extract({
+      question: 'How long does the crossing take?',
+      standalone: 'How long does the crossing take? (weather)',
+      sources: ferries,
+      maxSentences: 3,
+    });
+    expect(answer).toContain('46 minutes');
+    expect(answer).toContain('30 minutes');
   });
 });

@@ -53,3 +53,26 @@ describe('buildMessages', () => {
     expect(user?.content.split('\n').filter((l) => l.startsWith('['))).toHaveLength(1);
   });
 });
+
+describe('buildMessages with a conversation', () => {
+  const sources = [
+    { documentId: 'd', chunkId: 'd#0', text: 'The crossing takes 46 minutes.', score: 1 },
+  ];
+
+  it('puts the earlier turns between the instructions and the sources', () => {
+    const messages = buildMessages('How long?', sources, [
+      { role: 'user', content: 'The Mull ferry?' },
+      { role: 'assistant', content: 'It sails from Oban.' },
+    ]);
+    expect(messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
+    expect(messages[3]!.content).toMatch(/^Sources:[\s\S]*Question: How long\?$/);
+  });
+
+  it('keeps the roles alternating when the turns end with the user’s', () => {
+    const messages = buildMessages('How long?', sources, [
+      { role: 'user', content: 'The Mull ferry.' },
+    ]);
+    expect(messages.map((m) => m.role)).toEqual(['system', 'user']);
+    expect(messages[1]!.content).toMatch(/^The Mull ferry\.\n\nSources:/);
+  });
+});

@@ -29,10 +29,17 @@ export function buildMessages(
     sources.length === 0
       ? '(no sources were found)'
       : sources.map((source, i) => formatSource(source, i + 1)).join('\n\n');
+  // Turns alternate (boundHistory): one that ends with the user's goes into the last message,
+  // so the roles still alternate for servers that insist on it.
+  const earlier = history.at(-1)?.role === 'user' ? history.slice(0, -1) : history;
+  const pending = history.length > earlier.length ? `${history.at(-1)!.content}\n\n` : '';
   return [
     { role: 'system', content: SYSTEM_PROMPT },
-    ...history.map((turn) => ({ role: turn.role, content: turn.content })),
-    { role: 'user', content: `Sources:\n\n${listed}\n\nQuestion: ${question.trim()}` },
+    ...earlier.map((turn) => ({ role: turn.role, content: turn.content })),
+    {
+      role: 'user',
+      content: `${pending}Sources:\n\n${listed}\n\nQuestion: ${question.trim()}`,
+    },
   ];
 }
 
