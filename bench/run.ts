@@ -21,6 +21,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'sse-fanout': async () => (await import('./sse-fanout.js')).sseFanout,
   'cache-hit': async () => (await import('./cache-hit.js')).cacheHit,
   'token-latency': async () => (await import('./token-latency.js')).tokenLatency,
+  ingest: async () => (await import('./ingest.js')).ingest,
 };
 
 const { positionals, values } = parseArgs({

@@ -292,10 +292,8 @@ describe('embedders', () => {
       const view = await remote.seed(docs, 'remote');
       expect(view.status).toBe('completed');
       const calls = llm.requests.slice(seen).filter((r) => r.path === '/v1/embeddings');
-      // One chunk per document, two texts per request.
-      expect(calls.map((c) => (c.body as { input: string[] }).input.length)).toEqual([
-        1, 1, 1, 1, 1,
-      ]);
+      // One chunk per document, the documents embedded together: two texts per request.
+      expect(calls.map((c) => (c.body as { input: string[] }).input.length)).toEqual([2, 2, 1]);
       expect((calls[0]!.body as { model: string }).model).toBe('test-embed');
       const listed = (
         (await (await fetch(`${remote.url}/v1/collections`)).json()) as {

@@ -66,9 +66,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   // CPU-bound work on user content runs on threads, never on this event loop (it renews job locks
   // and serves /healthz): one pool for questions, one for documents, so a large ingestion never
   // delays a question's work.
-  const openPool = (name: string, threads: number): ContentPool => {
+  const openPool = (name: string, threads: number, nice = 0): ContentPool => {
     const pool = createContentPool({
       threads,
+      nice,
       budgetMs: config.CONTENT_TASK_BUDGET_MS,
       maxMemoryMb: config.CONTENT_THREAD_MEMORY_MB,
       chunkSize: config.CHUNK_SIZE,
@@ -80,7 +81,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     return pool;
   };
   const questionContent = openPool('question', config.CONTENT_THREADS);
-  const ingestContent = openPool('ingest', config.INGEST_THREADS);
+  // At a lower priority: chunking and embedding a large ingestion must not delay questions.
+  const ingestContent = openPool('ingest', config.INGEST_THREADS, 10);
   // Fails the start, with the reason, if the threads cannot load their code.
   await Promise.all([questionContent.probe(), ingestContent.probe()]);
 
@@ -115,6 +117,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     registry: collections,
     chunk: (documentId, text) => ingestContent.chunk(documentId, text),
     maxChunksPerDocument: config.MAX_CHUNKS_PER_DOCUMENT,
+    writeBatch: config.CHROMA_WRITE_BATCH,
     log,
   };
   const store = ingestDeps.store;

@@ -1,3 +1,4 @@
+import { getPriority } from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '@askq/shared';
@@ -18,10 +19,24 @@ afterEach(async () => {
 });
 
 describe('createContentPool', () => {
+  it('lowers its threads’ priority when asked, and only theirs', async () => {
+    pool = createContentPool({
+      ...SIZES,
+      threads: 1,
+      budgetMs: 10_000,
+      maxMemoryMb: 256,
+      nice: 10,
+    });
+    const before = getPriority(0);
+    expect((await pool.probe()).priority).toBe(Math.max(before, 10));
+    // The event loop's thread keeps its own.
+    expect(getPriority(0)).toBe(before);
+  });
+
   it('runs the work on another thread, with the same results as on this one', async () => {
     pool = createContentPool({ ...SIZES, threads: 2, budgetMs: 10_000, maxMemoryMb: 256 });
     const used = await pool.probe();
-    expect(used).not.toBe(threadId);
+    expect(used.threadId).not.toBe(threadId);
     // The same functions, called here.
     const text = 'Redis keeps the queue. Chroma keeps the vectors. '.repeat(60);
     expect(await pool.chunk('doc', text)).toEqual(createChunker(SIZES)('doc', text));

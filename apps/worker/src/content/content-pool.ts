@@ -21,6 +21,11 @@ export interface ContentPoolOptions extends ChunkerOptions {
   budgetMs: number;
   /** Heap limit of each thread: content that needs more ends as too complex. */
   maxMemoryMb: number;
+  /**
+   * Niceness of the threads (0..19; default 0). Document work runs at 10, so that a large
+   * ingestion yields the cores to the questions' work and to the event loop that starts them.
+   */
+  nice?: number;
   /** Called after every task, for metrics. */
   onTask?: (task: ContentTask, outcome: ContentOutcome, seconds: number) => void;
 }
@@ -28,7 +33,7 @@ export interface ContentPoolOptions extends ChunkerOptions {
 /** {@link ContentWork} on worker threads, each task under a time budget. */
 export interface ContentPool extends ContentWork {
   /** The id of the thread that ran a no-op task: proof that the threads load and run. */
-  probe(): Promise<number>;
+  probe(): Promise<{ threadId: number; priority: number }>;
   /** Stops the threads; tasks still queued or running reject. Idempotent. */
   close(): Promise<void>;
 }
@@ -53,7 +58,7 @@ export function createContentPool(options: ContentPoolOptions): ContentPool {
   const shared = new SharedArrayBuffer(SLOTS * BigInt64Array.BYTES_PER_ELEMENT);
   const startedAt = new BigInt64Array(shared);
   const free = Array.from({ length: SLOTS }, (_, i) => SLOTS - 1 - i);
-  const workerData: PoolData = { started: shared };
+  const workerData: PoolData = { started: shared, nice: options.nice ?? 0 };
   const piscina = new Piscina({
     filename: THREAD_ENTRY,
     minThreads: options.threads,
@@ -170,7 +175,7 @@ export function createContentPool(options: ContentPoolOptions): ContentPool {
     extract: (input: ExtractInput, signal) => run<string>('extract', input, signal),
 
     async probe() {
-      return (await run<{ threadId: number }>('probe', {})).threadId;
+      return run<{ threadId: number; priority: number }>('probe', {});
     },
 
     close() {

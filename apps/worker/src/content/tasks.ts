@@ -2,6 +2,7 @@
 // (content-pool.ts) so that the worker's event loop, which renews job locks and serves /healthz,
 // never waits for it. Each task first records when it started, so its time budget counts running
 // time only, not time spent queued behind other tasks.
+import { getPriority, setPriority } from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
 import type { Validation } from '@askq/shared';
@@ -18,10 +19,20 @@ export interface TaskEnvelope {
 /** Shared with the pool: the start time of the task in each slot, epoch ms (0: not started). */
 export interface PoolData {
   started: SharedArrayBuffer;
+  /** The threads' niceness (Linux: per thread), 0 to leave it as the process's. */
+  nice: number;
 }
 
-const { started } = workerData as PoolData;
+const { started, nice } = workerData as PoolData;
 const startedAt = new BigInt64Array(started);
+// Pid 0 is the calling thread on Linux: only this thread yields, not the event loop's.
+if (nice !== 0) {
+  try {
+    setPriority(0, nice);
+  } catch {
+    // Lowering one's own priority is always allowed; a platform without it just runs at par.
+  }
+}
 
 function begin(envelope: TaskEnvelope): void {
   Atomics.store(startedAt, envelope.slot, BigInt(Date.now()));
@@ -60,7 +71,7 @@ export function extract(input: TaskEnvelope & ExtractInput): string {
 }
 
 /** Which thread ran it: the pool checks at start that its threads load, tests that they are used. */
-export function probe(input: TaskEnvelope): { threadId: number } {
+export function probe(input: TaskEnvelope): { threadId: number; priority: number } {
   begin(input);
-  return { threadId };
+  return { threadId, priority: getPriority(0) };
 }

@@ -18,6 +18,8 @@ export interface IngestDeps {
   chunk: (documentId: string, text: string) => Promise<Chunk[]>;
   /** Most chunks one document may make (MAX_CHUNKS_PER_DOCUMENT). */
   maxChunksPerDocument: number;
+  /** Chunks per Chroma write (CHROMA_WRITE_BATCH): documents are stored in groups of about this. */
+  writeBatch?: number;
   log: Logger;
 }
 
@@ -40,7 +42,8 @@ export class ContentTooComplexError extends AppError {
 }
 
 /**
- * Chunks, embeds and stores documents, one at a time, reporting progress after each. A failure
+ * Chunks, embeds and stores documents, in groups of about one Chroma write, reporting progress
+ * after each group. A failure
  * that another attempt may cure (an embeddings or Chroma outage) is thrown so the job retries;
  * re-running is safe because chunk ids are stable and each change carries its sequence number.
  * A document the embeddings server rejects, or one with too many chunks, is reported on its own
@@ -92,50 +95,161 @@ export async function upsertDocuments(
   }
   await onProgress(progress);
 
-  for (const [i, doc] of documents.entries()) {
-    const outcome = progress.documents[i]!;
-    const chunks = chunked[i]!;
-    if (outcome.error) continue;
-    let vectors: number[][];
-    try {
-      vectors = await deps.embedder.embed(chunks.map((c) => c.text));
-    } catch (e) {
-      if (e instanceof AppError && e.code === 'CONTENT_TOO_COMPLEX') tooComplex(i, e);
-      if (e instanceof AppError && !e.retryable) {
-        outcome.error = e.message;
-        await onProgress(progress);
-        continue;
+  // Documents go to Chroma in groups of about one write batch of chunks: one embedding call, one
+  // lock, one registry read and one upsert request per group instead of per document (Chroma's
+  // cost per request dominates small documents). The next group is embedded while one is written.
+  const groups = groupDocuments(
+    documents.flatMap((doc, i) => (progress.documents[i]!.error ? [] : [i])),
+    (i) => chunked[i]!.length,
+    deps.writeBatch ?? 100,
+  );
+  // A document too complex to process ends the ingestion, but only once the groups before it
+  // are stored: the next group is embedded early, and its verdict waits for its turn.
+  const embedGroup = async (group: number[]) => {
+    const vectors = await embedTogether(group, (i) => chunked[i]!, deps.embedder);
+    const ready: Array<{ i: number; vectors: number[][] }> = [];
+    for (const [k, i] of group.entries()) {
+      const result = vectors[k]!;
+      if (result instanceof AppError && result.code === 'CONTENT_TOO_COMPLEX') {
+        return { ready, tooComplex: { i, error: result } };
       }
+      if (result instanceof AppError) progress.documents[i]!.error = result.message;
+      else ready.push({ i, vectors: result });
+    }
+    return { ready };
+  };
+  let claimed = false;
+  let next = groups[0] ? embedGroup(groups[0]) : undefined;
+  next?.catch(() => undefined);
+  for (let g = 0; g < groups.length; g++) {
+    const { ready, tooComplex: refused } = await next!;
+    next = groups[g + 1] && !refused ? embedGroup(groups[g + 1]!) : undefined;
+    next?.catch(() => undefined);
+    if (ready.length > 0 && !claimed) {
+      await refuseOtherEmbedder(ref, deps, ready[0]!.vectors[0]?.length ?? deps.embedder.dimension);
+      claimed = true;
+    }
+    if (ready.length > 0) await storeGroup(ref, ready, documents, chunked, deps);
+    for (const { i } of ready) {
+      stored.add(i);
+      progress.chunksDone += chunked[i]!.length;
+    }
+    if (refused) tooComplex(refused.i, refused.error);
+    await onProgress(progress);
+  }
+  return progress;
+}
+
+/**
+ * Consecutive documents in groups of at most `size` chunks (a larger document is a group alone;
+ * the store splits its write into batches).
+ */
+function groupDocuments(
+  indexes: number[],
+  chunks: (i: number) => number,
+  size: number,
+): number[][] {
+  const groups: number[][] = [];
+  let current: number[] = [];
+  let count = 0;
+  for (const i of indexes) {
+    if (current.length > 0 && count + chunks(i) > size) {
+      groups.push(current);
+      current = [];
+      count = 0;
+    }
+    current.push(i);
+    count += chunks(i);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/**
+ * The vectors of each document's chunks, in one embedding call for the group. A document the
+ * embedder refuses (a final, not a passing, error) is found by embedding the group's documents
+ * one by one, and gets its error in place of vectors; a passing error is thrown (the job retries).
+ */
+async function embedTogether(
+  group: number[],
+  chunksOf: (i: number) => Chunk[],
+  embedder: Embedder,
+): Promise<Array<number[][] | AppError>> {
+  const final = (e: unknown): e is AppError => e instanceof AppError && !e.retryable;
+  try {
+    const vectors = await embedder.embed(group.flatMap((i) => chunksOf(i).map((c) => c.text)));
+    let at = 0;
+    return group.map((i) => vectors.slice(at, (at += chunksOf(i).length)));
+  } catch (e) {
+    if (!final(e) || group.length === 1) {
+      if (final(e)) return [e];
       throw e;
     }
-    await refuseOtherEmbedder(ref, deps, vectors[0]?.length ?? deps.embedder.dimension);
+  }
+  const each: Array<number[][] | AppError> = [];
+  for (const i of group) {
+    each.push(
+      await embedder.embed(chunksOf(i).map((c) => c.text)).catch((e: unknown) => {
+        if (final(e)) return e;
+        throw e;
+      }),
+    );
+  }
+  return each;
+}
 
-    await deps.registry.withLock(ref.tenant, ref.collection, async () => {
-      const before = await deps.registry.document(ref.tenant, ref.collection, doc.id);
-      // A later change to this document was applied already (ingestions can finish out of order).
-      if (before && before.seq > doc.seq) return;
-      await deps.store.upsert(
-        ref,
-        deps.embedder.name,
-        chunks.map((c, j) => ({
+/**
+ * Writes a group's chunks under the collection's lock: documents a later change has overtaken
+ * are skipped (ingestions can finish out of order), the others are upserted in one write, the
+ * old chunks past a shortened document's end are dropped, and every document's new state is
+ * recorded, in one round trip.
+ */
+async function storeGroup(
+  ref: CollectionRef,
+  ready: Array<{ i: number; vectors: number[][] }>,
+  documents: IngestJobDocument[],
+  chunked: Chunk[][],
+  deps: IngestDeps,
+): Promise<void> {
+  await deps.registry.withLock(ref.tenant, ref.collection, async () => {
+    const before = await deps.registry.documents(
+      ref.tenant,
+      ref.collection,
+      ready.map(({ i }) => documents[i]!.id),
+    );
+    const current = ready.filter(({ i }, k) => !(before[k] && before[k].seq > documents[i]!.seq));
+    await deps.store.upsert(
+      ref,
+      deps.embedder.name,
+      current.flatMap(({ i, vectors }) => {
+        const doc = documents[i]!;
+        return chunked[i]!.map((c, j) => ({
           ...c,
           documentId: doc.id,
           embedding: vectors[j] ?? [],
           ...(doc.title ? { title: doc.title } : {}),
           ...(doc.metadata ? { metadata: doc.metadata } : {}),
-        })),
-      );
-      // The new version may be shorter: drop the old chunks past its end.
-      if (before && !before.deleted && before.chunks > chunks.length) {
-        await deps.store.deleteChunks(ref, doc.id, chunks.length);
-      }
-      await deps.registry.applyDocument(ref.tenant, ref.collection, doc.id, doc.seq, chunks.length);
-    });
-    stored.add(i);
-    progress.chunksDone += chunks.length;
-    await onProgress(progress);
-  }
-  return progress;
+        }));
+      }),
+    );
+    await Promise.all(
+      current.map(async ({ i }) => {
+        const doc = documents[i]!;
+        const previous = before[ready.findIndex((r) => r.i === i)];
+        // The new version may be shorter: drop the old chunks past its end.
+        if (previous && !previous.deleted && previous.chunks > chunked[i]!.length) {
+          await deps.store.deleteChunks(ref, doc.id, chunked[i]!.length);
+        }
+        await deps.registry.applyDocument(
+          ref.tenant,
+          ref.collection,
+          doc.id,
+          doc.seq,
+          chunked[i]!.length,
+        );
+      }),
+    );
+  });
 }
 
 /** Removes documents' chunks and records their deletion (in sequence, like upserts). */
