@@ -91,6 +91,7 @@ export function questionMaker() {
 /** What the result of a completed question holds that the benches read. */
 export interface BenchResult {
   model: string;
+  cached: boolean;
   validation: { passed: boolean };
   timings: {
     queueMs: number;

@@ -22,6 +22,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'cache-hit': async () => (await import('./cache-hit.js')).cacheHit,
   'token-latency': async () => (await import('./token-latency.js')).tokenLatency,
   ingest: async () => (await import('./ingest.js')).ingest,
+  'default-path': async () => (await import('./default-path.js')).defaultPath,
 };
 
 const { positionals, values } = parseArgs({

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { expect, inject, it } from 'vitest';
-import type { CachedAnswer, QuestionResult } from '@askq/shared';
+import { createKeys, type CachedAnswer, type QuestionResult } from '@askq/shared';
 import { createSemanticCache } from '../../apps/worker/src/cache/semantic-cache.js';
 import { createHashEmbedder } from '../../apps/worker/src/embeddings/hash-embedder.js';
 import { createChromaStore } from '../../apps/worker/src/knowledge/chroma-store.js';
@@ -68,9 +69,13 @@ it('answers each of several concurrent queries with its own rows, sent as one ba
 
 it('batches semantic-cache stores and lookups, each lookup finding its own entry', async () => {
   const batches: Array<[string, number]> = [];
+  const prefix = `t${randomUUID().slice(0, 8)}`;
+  const redis = new Redis(inject('redisUrl'));
   const cache = createSemanticCache({
     url: inject('chromaUrl'),
-    prefix: `t${randomUUID().slice(0, 8)}`,
+    prefix,
+    redis,
+    recentKey: (tenant, collection) => createKeys(prefix).semanticRecent(tenant, collection),
     threshold: 0.9,
     ttlSeconds: 600,
     timeoutMs: 10_000,
@@ -94,9 +99,13 @@ it('batches semantic-cache stores and lookups, each lookup finding its own entry
   });
   // The first store creates the collection; the rest, sent together, are batched behind it.
   await cache.store(identity(topics[0]!), epoch, vectors[0]!, entry(0));
+  await cache.flush();
   await Promise.all(
     topics.slice(1).map((t, i) => cache.store(identity(t), epoch, vectors[i + 1]!, entry(i + 1))),
   );
+  // Stores resolve once lookups can see them; Chroma gets them just after.
+  await cache.flush();
+  expect(await redis.hlen(createKeys(prefix).semanticRecent('default', 'batching'))).toBe(0);
   const found = await Promise.all(
     topics.map((t, i) => cache.lookup(identity(t), epoch, vectors[i]!)),
   );
@@ -108,4 +117,47 @@ it('batches semantic-cache stores and lookups, each lookup finding its own entry
     ['cache_lookup', 1],
     ['cache_lookup', 5],
   ]);
+  redis.disconnect();
+});
+
+it('answers from an entry Chroma does not have yet: stored means found, before `completed`', async () => {
+  const prefix = `t${randomUUID().slice(0, 8)}`;
+  const redis = new Redis(inject('redisUrl'));
+  const cache = createSemanticCache({
+    // A Chroma that cannot be reached: its writes fail (logged), as a slow one's are not done yet.
+    url: 'http://127.0.0.1:9',
+    prefix,
+    redis,
+    recentKey: (tenant, collection) => createKeys(prefix).semanticRecent(tenant, collection),
+    threshold: 0.9,
+    ttlSeconds: 600,
+    timeoutMs: 2_000,
+    log: pino({ level: 'silent' }),
+  });
+  try {
+    const epoch = { version: 1, generation: 0 };
+    const identity = (question: string, model = 'fast') => ({
+      tenant: 'default',
+      collection: 'recent',
+      question,
+      model,
+      topK: 4,
+    });
+    const [vector] = await embedder.embed([topics[0]!]);
+    await cache.store(identity(topics[0]!), epoch, vector!, {
+      ...epoch,
+      storedAt: Date.now(),
+      result: { answer: 'from the recent entries' } as QuestionResult,
+    });
+    const hit = await cache.lookup(identity(topics[0]!), epoch, vector!);
+    expect(hit?.result.answer).toBe('from the recent entries');
+    // The same filters as Chroma's: another model, or another epoch, is not answered.
+    expect(await cache.lookup(identity(topics[0]!, 'smart'), epoch, vector!)).toBeUndefined();
+    expect(
+      await cache.lookup(identity(topics[0]!), { version: 2, generation: 0 }, vector!),
+    ).toBeUndefined();
+    await cache.flush();
+  } finally {
+    redis.disconnect();
+  }
 });

@@ -166,6 +166,22 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     },
     { jobTimeoutMs: config.JOB_TIMEOUT_MS, resultTtlSeconds: config.RESULT_TTL_SECONDS },
   );
+  // Its Chroma writes finish after their questions' `completed`: let them land before Redis and
+  // Chroma clients close (closers run in reverse order).
+  const semanticCache = createSemanticCache({
+    url: config.CHROMA_URL,
+    prefix: config.REDIS_PREFIX,
+    redis: data,
+    recentKey: (tenant, collection) => keys.semanticRecent(tenant, collection),
+    threshold: config.SEMANTIC_CACHE_THRESHOLD,
+    ttlSeconds: config.CACHE_TTL_SECONDS,
+    timeoutMs: config.CHROMA_TIMEOUT_MS,
+    maxBatch: config.CHROMA_BATCH_MAX,
+    onBatch: (operation, size) => metrics.vectorBatchSize.labels(operation).observe(size),
+    log,
+  });
+  shutdown.add('semantic cache writes', () => semanticCache.flush());
+
   const processor = createQuestionProcessor({
     redis: data,
     keys,
@@ -176,16 +192,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     log,
     embedder,
     store,
-    semanticCache: createSemanticCache({
-      url: config.CHROMA_URL,
-      prefix: config.REDIS_PREFIX,
-      threshold: config.SEMANTIC_CACHE_THRESHOLD,
-      ttlSeconds: config.CACHE_TTL_SECONDS,
-      timeoutMs: config.CHROMA_TIMEOUT_MS,
-      maxBatch: config.CHROMA_BATCH_MAX,
-      onBatch: (operation, size) => metrics.vectorBatchSize.labels(operation).observe(size),
-      log,
-    }),
+    semanticCache,
     model,
     content: questionContent,
     settings: {

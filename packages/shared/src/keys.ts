@@ -21,6 +21,11 @@ export interface Keys {
   tenantCollections(tenant: string): string;
   /** A cached answer, by the hash of its question's identity (spread over the cluster by it). */
   cacheEntry(hash: string): string;
+  /**
+   * Semantic-cache entries of a tenant's collection stored and not yet in Chroma (written
+   * before `completed`, removed once Chroma has them; the hash expires 30 s after its last write).
+   */
+  semanticRecent(tenant: string, collection: string): string;
   /** Sorted set of a tenant's cache entries by expiry, to count them. */
   cacheIndex(tenant: string): string;
   /** Hash of a tenant's cache statistics. */
@@ -71,6 +76,7 @@ export function createKeys(prefix: string): Keys {
     collectionLock: (tenant, name) => `${prefix}:c:{${tenant}/${name}}:lock`,
     tenantCollections: (tenant) => `${prefix}:t:${tenant}:collections`,
     cacheEntry: (hash) => `${prefix}:cache:{${hash}}`,
+    semanticRecent: (tenant, collection) => `${prefix}:qcache:{${tenant}/${collection}}:recent`,
     cacheIndex: (tenant) => `${prefix}:cache:index:{${tenant}}`,
     cacheStats: (tenant) => `${prefix}:cache:stats:{${tenant}}`,
     cacheTenants: `${prefix}:cache:tenants`,

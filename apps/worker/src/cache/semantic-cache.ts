@@ -6,9 +6,11 @@ import {
   type CacheEpoch,
   type CacheIdentity,
   type Logger,
+  type RedisClient,
 } from '@askq/shared';
 import { createBatcher } from '../knowledge/batcher.js';
 import { chromaClientFor, type QueryRow } from '../knowledge/chroma-store.js';
+import { createRecentEntries } from './recent-entries.js';
 import { sameSignals } from './signals.js';
 
 interface StoredEntry {
@@ -27,12 +29,18 @@ export interface SemanticCache {
     epoch: CacheEpoch,
     vector: number[],
   ): Promise<CachedAnswer | undefined>;
+  /**
+   * Stores an answer: a lookup sees it once this resolves; Chroma gets it just after, in the
+   * background.
+   */
   store(
     identity: CacheIdentity,
     epoch: CacheEpoch,
     vector: number[],
     entry: CachedAnswer,
   ): Promise<void>;
+  /** Waits for the Chroma writes still in flight (at shutdown). */
+  flush(): Promise<void>;
 }
 
 /**
@@ -45,6 +53,10 @@ export interface SemanticCache {
 export function createSemanticCache(options: {
   url: string;
   prefix: string;
+  /** For the entries stored and not yet in Chroma. */
+  redis: RedisClient;
+  /** The Redis key of a tenant's collection's recent entries. */
+  recentKey: (tenant: string, collection: string) => string;
   threshold: number;
   ttlSeconds: number;
   timeoutMs: number;
@@ -75,17 +87,27 @@ export function createSemanticCache(options: {
     }
   };
 
-  const filter = (identity: CacheIdentity, epoch: CacheEpoch): Where => ({
-    $and: [
-      { version: epoch.version },
-      { generation: epoch.generation },
-      { model: identity.model },
-      { topK: identity.topK },
-      // A follow-up matches only questions asked after the same turns (entries stored before
-      // conversations existed have no context, and simply stop matching).
-      { context: identity.context ?? '' },
-    ],
+  /**
+   * What an entry's metadata must hold to answer: the same epoch, options and conversation, as
+   * one field. Chroma filters a query on one equality far faster than on an `$and` of five (it
+   * filters before it searches); the fields are kept beside it for the cleanup and for operators.
+   */
+  const fieldsOf = (identity: CacheIdentity, epoch: CacheEpoch) => ({
+    scope: [
+      epoch.version,
+      epoch.generation,
+      identity.model,
+      identity.topK,
+      // A follow-up matches only questions asked after the same turns.
+      identity.context ?? '',
+    ].join('|'),
   });
+  const filter = (fields: ReturnType<typeof fieldsOf>): Where => fields;
+  const recent = createRecentEntries(options.redis);
+  const recentKeyOf = (identity: CacheIdentity) =>
+    options.recentKey(identity.tenant, identity.collection);
+  // Chroma writes still in flight after their `completed`: awaited at shutdown.
+  const writing = new Set<Promise<void>>();
 
   // Concurrent lookups with the same filter, and concurrent stores, share one Chroma request each
   // (see batcher.ts).
@@ -134,80 +156,121 @@ export function createSemanticCache(options: {
   // The version each collection was last cleaned up to, so the cleanup runs once per version.
   const cleaned = new Map<string, number>();
 
+  /** Rows of the entries Chroma has for these fields, nearest first; none when it cannot say. */
+  const chromaRows = async (
+    name: string,
+    fields: ReturnType<typeof fieldsOf>,
+    vector: number[],
+  ): Promise<QueryRow[]> => {
+    let collection = known.get(name);
+    try {
+      collection ??= await timed(client.getCollection({ name }));
+      known.set(name, collection);
+    } catch (e) {
+      if (!(e instanceof ChromaNotFoundError)) {
+        options.log.warn({ err: e }, 'semantic cache lookup failed');
+      }
+      return [];
+    }
+    try {
+      const where = filter(fields);
+      return await timed(
+        lookups(`${name}\n${JSON.stringify(where)}`, { collection, where, vector }),
+      );
+    } catch (e) {
+      known.delete(name);
+      options.log.warn({ err: e }, 'semantic cache lookup failed');
+      return [];
+    }
+  };
+
+  /** The Chroma side of a store; never throws (the cache is an optimisation). */
+  const writeToChroma = async (
+    name: string,
+    epoch: CacheEpoch,
+    entry: { id: string; vector: number[]; document: string; metadata: Metadata },
+  ): Promise<void> => {
+    try {
+      const collection =
+        known.get(name) ??
+        (await timed(
+          client.getOrCreateCollection({
+            name,
+            embeddingFunction: null,
+            configuration: { hnsw: { space: 'cosine' } },
+          }),
+        ));
+      known.set(name, collection);
+      await timed(stores(name, { collection, ...entry }));
+      // Entries of older versions can never match again: drop them as the collection moves on,
+      // off the answer's path, once per version and process.
+      if (cleaned.get(name) !== epoch.version) {
+        cleaned.set(name, epoch.version);
+        void timed(collection.delete({ where: { version: { $lt: epoch.version } } })).catch(
+          (e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'),
+        );
+      }
+    } catch (e) {
+      known.delete(name);
+      options.log.warn({ err: e }, 'semantic cache store failed');
+    }
+  };
+
   return {
     async lookup(identity, epoch, vector) {
       const name = nameOf(identity);
-      let collection = known.get(name);
-      try {
-        collection ??= await timed(client.getCollection({ name }));
-        known.set(name, collection);
-      } catch (e) {
-        if (!(e instanceof ChromaNotFoundError)) {
-          options.log.warn({ err: e }, 'semantic cache lookup failed');
-        }
-        return undefined;
-      }
-      try {
-        const where = filter(identity, epoch);
-        const rows = await timed(
-          lookups(`${name}\n${JSON.stringify(where)}`, { collection, where, vector }),
-        );
-        const oldest = Date.now() - options.ttlSeconds * 1_000;
-        for (const row of rows) {
-          const similarity = 1 - (row.distance ?? 1);
-          const asked = typeof row.metadata?.question === 'string' ? row.metadata.question : '';
-          if (similarity < options.threshold || !sameSignals(identity.question, asked)) continue;
-          const entry = JSON.parse(row.document ?? 'null') as CachedAnswer | null;
-          if (entry && entry.storedAt >= oldest) return entry;
-        }
-      } catch (e) {
-        known.delete(name);
-        options.log.warn({ err: e }, 'semantic cache lookup failed');
+      const fields = fieldsOf(identity, epoch);
+      const [stored, written] = await Promise.all([
+        chromaRows(name, fields, vector),
+        recent.rows(recentKeyOf(identity), fields, vector).catch((e: unknown) => {
+          options.log.warn({ err: e }, 'semantic cache lookup of recent entries failed');
+          return [];
+        }),
+      ]);
+      const oldest = Date.now() - options.ttlSeconds * 1_000;
+      const rows = [...written, ...stored].sort((a, b) => (a.distance ?? 1) - (b.distance ?? 1));
+      for (const row of rows) {
+        const similarity = 1 - (row.distance ?? 1);
+        const asked = typeof row.metadata?.question === 'string' ? row.metadata.question : '';
+        if (similarity < options.threshold || !sameSignals(identity.question, asked)) continue;
+        const entry = JSON.parse(row.document ?? 'null') as CachedAnswer | null;
+        if (entry && entry.storedAt >= oldest) return entry;
       }
       return undefined;
     },
 
     async store(identity, epoch, vector, entry) {
       const name = nameOf(identity);
-      try {
-        const collection =
-          known.get(name) ??
-          (await timed(
-            client.getOrCreateCollection({
-              name,
-              embeddingFunction: null,
-              configuration: { hnsw: { space: 'cosine' } },
-            }),
-          ));
-        known.set(name, collection);
-        await timed(
-          stores(name, {
-            collection,
-            id: `${cacheHash(identity)}.${epoch.version}.${epoch.generation}`,
-            vector,
-            document: JSON.stringify(entry),
-            metadata: {
-              ...epoch,
-              model: identity.model,
-              topK: identity.topK,
-              context: identity.context ?? '',
-              question: normalizeQuestion(identity.question),
-              storedAt: entry.storedAt,
-            },
-          }),
-        );
-        // Entries of older versions can never match again: drop them as the collection moves on,
-        // off the answer's path, once per version and process.
-        if (cleaned.get(name) !== epoch.version) {
-          cleaned.set(name, epoch.version);
-          void timed(collection.delete({ where: { version: { $lt: epoch.version } } })).catch(
-            (e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'),
-          );
-        }
-      } catch (e) {
-        known.delete(name);
-        options.log.warn({ err: e }, 'semantic cache store failed');
-      }
+      const id = `${cacheHash(identity)}.${epoch.version}.${epoch.generation}`;
+      const document = JSON.stringify(entry);
+      const metadata: Metadata = {
+        ...fieldsOf(identity, epoch),
+        ...epoch,
+        model: identity.model,
+        topK: identity.topK,
+        context: identity.context ?? '',
+        question: normalizeQuestion(identity.question),
+        storedAt: entry.storedAt,
+      };
+      // Visible to lookups before this resolves (and so before `completed`); in Chroma shortly
+      // after. If Redis cannot take it, the Chroma write is awaited instead: slower, as sure.
+      const inRecent = await recent.add(recentKeyOf(identity), id, vector, document, metadata).then(
+        () => true,
+        (e: unknown) => {
+          options.log.warn({ err: e }, 'semantic cache recent entry not written');
+          return false;
+        },
+      );
+      const write = writeToChroma(name, epoch, { id, vector, document, metadata }).then(() =>
+        inRecent ? recent.remove(recentKeyOf(identity), id).catch(() => undefined) : undefined,
+      );
+      if (!inRecent) return write;
+      writing.add(write);
+      void write.finally(() => writing.delete(write));
+    },
+
+    async flush() {
+      await Promise.all([...writing]);
     },
   };
 }
