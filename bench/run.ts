@@ -23,6 +23,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'token-latency': async () => (await import('./token-latency.js')).tokenLatency,
   ingest: async () => (await import('./ingest.js')).ingest,
   'default-path': async () => (await import('./default-path.js')).defaultPath,
+  growth: async () => (await import('./growth.js')).growth,
 };
 
 const { positionals, values } = parseArgs({

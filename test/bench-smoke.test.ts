@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -7,7 +9,17 @@ import { describe, expect, it } from 'vitest';
 // No timing is asserted: benchmarks measure, tests check behaviour.
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
-const BENCHES = ['pickup', 'overhead', 'throughput', 'sse-fanout', 'cache-hit', 'token-latency'];
+const BENCHES = [
+  'pickup',
+  'overhead',
+  'throughput',
+  'sse-fanout',
+  'cache-hit',
+  'token-latency',
+  'ingest',
+  'default-path',
+  'growth',
+];
 
 describe.each(BENCHES)('npm run bench -- %s --smoke', (name) => {
   it('runs and prints a JSON summary beside its reference', async () => {
@@ -33,5 +45,25 @@ describe.each(BENCHES)('npm run bench -- %s --smoke', (name) => {
       for (const ms of Object.values(floor.cpuMsPerCall)) expect(ms).toBeGreaterThan(0);
       expect(summary.ratio).toHaveProperty('cpuVsClientFloor');
     }
+    if (name === 'ingest') {
+      expect(summary.ratio).toHaveProperty('chunksPerSecond');
+      expect(summary.askq).toHaveProperty('pickupDuringIngestMs');
+    }
+    if (name === 'default-path') expect(summary.ratio).toHaveProperty('cpu');
+    if (name === 'growth') {
+      const askq = summary.askq as { retrieval: unknown[]; semantic: unknown[] };
+      expect(askq.retrieval).toHaveLength(2);
+      expect(askq.semantic).toHaveLength(2);
+    }
   }, 180_000);
+});
+
+describe('npm run bench:chart', () => {
+  it('draws the chart from the kept summaries', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'askq-chart-')), 'chart.svg');
+    await run(process.execPath, ['--import', 'tsx', 'bench/chart.ts', out], { cwd: root });
+    const svg = await readFile(out, 'utf8');
+    expect(svg).toMatch(/^<svg/);
+    expect(svg).toContain('Retrieval as the collection grows');
+  }, 60_000);
 });
