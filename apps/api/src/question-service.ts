@@ -78,14 +78,17 @@ export function createQuestionService(deps: {
   const queueOf = (id: string) => queues[shardOf(id, queues.length)]!;
   const epochs = lastEpochs();
 
-  const get = async (tenant: string, id: string): Promise<QuestionView> => {
+  /** A tenant's question, as its view and as stored. */
+  const read = async (tenant: string, id: string) => {
     if (!QUESTION_ID.test(id)) throw notFound(id);
     const stored = await store.read(id).catch(unavailable);
     const view = stored && toQuestionView(id, stored);
     // Another tenant's question is reported as missing, not forbidden: ids must not leak.
     if (!view || stored.tenant !== tenant) throw notFound(id);
-    return view;
+    return { view, stored };
   };
+  const get = async (tenant: string, id: string): Promise<QuestionView> =>
+    (await read(tenant, id)).view;
 
   /**
    * Writes a new question's record, its `queued` event and its deadline. They exist before the
@@ -231,16 +234,15 @@ export function createQuestionService(deps: {
         ? { ...request, history: boundHistory(history, deps.history) }
         : request;
     }
-    if (!request.previousQuestionId) return request;
-    const previous = await get(tenant, request.previousQuestionId);
+    // One read gives both the view and the turns stored with it.
+    const { view: previous, stored } = await read(tenant, request.previousQuestionId);
     if (previous.status !== 'completed' || !previous.result) {
       throw new AppError(
         'CONFLICT',
         `question ${previous.id} is ${previous.status}: only a completed question can be followed up`,
       );
     }
-    const stored = await store.read(previous.id).catch(unavailable);
-    const earlier = parseTurns(stored?.history);
+    const earlier = parseTurns(stored.history);
     // Turns sent as well follow the earlier question's answer (as the Responses API appends
     // `input` messages to what `previous_response_id` names).
     const chain = [
