@@ -431,3 +431,63 @@ describe('tenants', () => {
     ).toBe(401);
   });
 });
+
+describe('the semantic guard', () => {
+  const GUARDED = [
+    {
+      id: 'greywater',
+      text: 'A greywater system under 250 litres per day needs no permit. A system over 250 litres per day needs a construction permit.',
+    },
+    {
+      id: 'streams',
+      text: 'A client resumes an event stream by sending the Last-Event-ID header with the id of the last event it saw.',
+    },
+    { id: 'roofs', text: 'Solar panels on a roof can power a car while it is parked at home.' },
+    {
+      id: 'vans',
+      text: 'A vehicle rarely runs on solar panels: a vehicle needs far more power than its panels give.',
+    },
+  ];
+  beforeAll(async () => {
+    // Grounded answers (only those are cached): the first source's text, cited.
+    llm.reply((req) => {
+      const prompt = String(
+        (req.body as { messages: Array<{ content: string }> }).messages.at(-1)?.content,
+      );
+      const first = /\[1\] (?:\([^)]*\) )?(.+?)(?:\n\n\[2\]|\n\nQuestion:)/s.exec(prompt)?.[1];
+      return { text: `${first ?? ANSWER} [1]` };
+    });
+    expect((await askq.seed(GUARDED, 'guarded')).status).toBe('completed');
+  });
+  afterAll(() => llm.reply(() => ({ text: ANSWER })));
+  const inGuarded = (question: string, extra: Record<string, unknown> = {}) =>
+    ask(question, { collection: 'guarded', ...extra });
+
+  it('serves a paraphrase and refuses the opposite qualifier, however close their embeddings', async () => {
+    await inGuarded('How do I resume an event stream?');
+    expect((await inGuarded('How can an event stream be resumed?')).result.cached).toBe(true);
+
+    await inGuarded('Do I need a permit for a greywater system under 250 litres per day?');
+    const over = await inGuarded(
+      'Do I need a permit for a greywater system over 250 litres per day?',
+    );
+    expect(over.result.cached).toBe(false);
+  });
+
+  it('refuses, and counts, a hit whose sources are not the ones the question retrieves', async () => {
+    const scrape = async () =>
+      Number(
+        /^askq_cache_lookups_total\{layer="semantic",result="wrong"[^}]*\} (\d+)/m.exec(
+          await (await fetch(`http://127.0.0.1:${askq.worker!.metricsPort}/metrics`)).text(),
+        )?.[1],
+      );
+    const before = await scrape();
+    // "car" and "vehicle" are synonyms to the guard, but each word finds its own document.
+    const car = await inGuarded('Can solar panels power a car?', { topK: 1 });
+    expect(car.result.sources.map((s) => s.documentId)).toEqual(['roofs']);
+    const vehicle = await inGuarded('Can solar panels power a vehicle?', { topK: 1 });
+    expect(vehicle.result.cached).toBe(false);
+    expect(vehicle.result.sources.map((s) => s.documentId)).toEqual(['vans']);
+    expect(await scrape()).toBe(before + 1);
+  });
+});

@@ -17,8 +17,9 @@ import { resultTimings, type Attempt } from './attempt.js';
 import type { SemanticCache } from './cache/semantic-cache.js';
 import type { ContentWork } from './content/content-work.js';
 import type { Embedder } from './embeddings/embedder.js';
-import type { KnowledgeStore } from './knowledge/chroma-store.js';
+import type { KnowledgeStore } from './knowledge/hybrid-store.js';
 import type { ChatModel } from './llm/chat-model.js';
+import { citesAnyOf } from './cache/guards.js';
 import { chooseRoute } from './llm/route.js';
 import { generate, type GenerationOutput } from './stages/generate.js';
 import { embedQuestion, retrieve } from './stages/retrieve.js';
@@ -194,11 +195,21 @@ export function createAnswering(deps: AnsweringDeps) {
           (error: unknown) => ({ error }),
         ),
       ]);
-      metrics.cacheLookups.labels('semantic', hit ? 'hit' : 'miss').inc();
+      // A hit whose answer rests on none of the documents this question retrieves is wrong,
+      // whatever its guard said: counted, and answered afresh.
+      const wrong = hit && 'sources' in retrieved && !citesAnyOf(hit.result, retrieved.sources);
+      if (wrong) {
+        log.warn(
+          { questionId: attempt.q.id },
+          'semantic cache hit refused: its sources are not this question’s',
+        );
+      }
+      const served = wrong ? undefined : hit;
+      metrics.cacheLookups.labels('semantic', wrong ? 'wrong' : served ? 'hit' : 'miss').inc();
       deps.cache
-        .recordLookup(attempt.q.tenant, 'semantic', hit)
+        .recordLookup(attempt.q.tenant, 'semantic', served)
         .catch((e: unknown) => log.warn({ err: toError(e) }, 'cache stats not recorded'));
-      if (hit) return { sources: hit.result.sources, vector, hit, standalone };
+      if (served) return { sources: served.result.sources, vector, hit: served, standalone };
       if ('error' in retrieved) throw retrieved.error;
       return { sources: retrieved.sources, vector, standalone };
     });

@@ -57,8 +57,16 @@ export const WorkerConfig = BaseConfig.extend({
   LLM_MAX_TOKENS: z.coerce.number().int().positive().optional(),
   /** Share of the answer's content words found in the sources needed to pass (0..1). */
   GROUNDING_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
-  /** Cosine similarity a past question needs to answer a new one from the semantic cache. */
-  SEMANTIC_CACHE_THRESHOLD: z.coerce.number().min(0).max(1).default(0.92),
+  /**
+   * Cosine similarity a past question needs to answer a new one from the semantic cache, besides
+   * passing its guard (the same meaning-bearing words); default by embedder (see guards.ts).
+   */
+  SEMANTIC_CACHE_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
+  /**
+   * The lexical (BM25) ranking's share of hybrid retrieval's fused score, 0..1; the vector ranking
+   * has the rest. 0 turns the lexical side off (vectors only).
+   */
+  RETRIEVAL_LEXICAL_WEIGHT: z.coerce.number().min(0).max(1).default(0.5),
   /** Best retrieval similarity below which `auto` picks the smart model; default by embedder. */
   ROUTE_WEAK_SCORE: z.coerce.number().min(0).max(1).optional(),
   /** `strict` fails a question whose answer fails validation; `lenient` completes it flagged. */

@@ -28,6 +28,7 @@ import {
 } from '@askq/shared';
 import { createBackoff } from './backoff.js';
 import { createContentPool, type ContentPool } from './content/content-pool.js';
+import { defaultSemanticThreshold } from './cache/guards.js';
 import { createSemanticCache } from './cache/semantic-cache.js';
 import type { WorkerConfig } from './config.js';
 import type { Embedder } from './embeddings/embedder.js';
@@ -37,6 +38,8 @@ import { createIngestProcessor } from './ingestion.js';
 import { createQuestionSweep } from './question-sweep.js';
 import type { IngestDeps } from './knowledge/ingest.js';
 import { createChromaStore } from './knowledge/chroma-store.js';
+import { createHybridStore } from './knowledge/hybrid-store.js';
+import { createLexicalIndex } from './knowledge/lexical-index.js';
 import { readDocuments, seedCollection } from './knowledge/seed.js';
 import type { ChatModel } from './llm/chat-model.js';
 import { createExtractiveModel } from './llm/extractive.js';
@@ -105,13 +108,18 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const embedder = embedderOn(questionContent);
   const collections = createCollectionRegistry(data, keys);
   const ingestDeps: IngestDeps = {
-    store: createChromaStore({
-      url: config.CHROMA_URL,
-      prefix: config.REDIS_PREFIX,
-      timeoutMs: config.CHROMA_TIMEOUT_MS,
-      maxBatch: config.CHROMA_BATCH_MAX,
-      writeBatch: config.CHROMA_WRITE_BATCH,
-      onBatch: (size) => metrics.vectorBatchSize.labels('query').observe(size),
+    store: createHybridStore({
+      vectors: createChromaStore({
+        url: config.CHROMA_URL,
+        prefix: config.REDIS_PREFIX,
+        timeoutMs: config.CHROMA_TIMEOUT_MS,
+        maxBatch: config.CHROMA_BATCH_MAX,
+        writeBatch: config.CHROMA_WRITE_BATCH,
+        onBatch: (size) => metrics.vectorBatchSize.labels('query').observe(size),
+      }),
+      lexical: createLexicalIndex(data, keys),
+      lexicalWeight: config.RETRIEVAL_LEXICAL_WEIGHT,
+      log,
     }),
     embedder: embedderOn(ingestContent),
     registry: collections,
@@ -173,7 +181,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     prefix: config.REDIS_PREFIX,
     redis: data,
     recentKey: (tenant, collection) => keys.semanticRecent(tenant, collection),
-    threshold: config.SEMANTIC_CACHE_THRESHOLD,
+    threshold: config.SEMANTIC_CACHE_THRESHOLD ?? defaultSemanticThreshold(embedder.name),
     ttlSeconds: config.CACHE_TTL_SECONDS,
     timeoutMs: config.CHROMA_TIMEOUT_MS,
     maxBatch: config.CHROMA_BATCH_MAX,

@@ -8,6 +8,7 @@ export * from './conversation.js';
 export * from './question-record.js';
 export * from './question-store.js';
 export * from './redis.js';
+export * from './redis-script.js';
 export * from './shards.js';
 export * from './shutdown.js';
 export * from './jobs.js';

@@ -17,6 +17,12 @@ export interface Keys {
   collectionDocuments(tenant: string, name: string): string;
   /** Lock held while a document's chunks change, so changes to one collection apply in order. */
   collectionLock(tenant: string, name: string): string;
+  /**
+   * A collection's lexical index, in the collection's slot: `postings` (sorted set of
+   * "term impact chunkId" members, ordered by term then impact), `chunks` (hash: chunk id ->
+   * its length and terms, to remove them) and `stats` (hash: chunk count and total length).
+   */
+  lexical(tenant: string, name: string): { postings: string; chunks: string; stats: string };
   /** Set of a tenant's collection names. */
   tenantCollections(tenant: string): string;
   /** A cached answer, by the hash of its question's identity (spread over the cluster by it). */
@@ -74,6 +80,11 @@ export function createKeys(prefix: string): Keys {
     collection: (tenant, name) => `${prefix}:c:{${tenant}/${name}}`,
     collectionDocuments: (tenant, name) => `${prefix}:c:{${tenant}/${name}}:docs`,
     collectionLock: (tenant, name) => `${prefix}:c:{${tenant}/${name}}:lock`,
+    lexical: (tenant, name) => ({
+      postings: `${prefix}:lex:{${tenant}/${name}}:postings`,
+      chunks: `${prefix}:lex:{${tenant}/${name}}:chunks`,
+      stats: `${prefix}:lex:{${tenant}/${name}}:stats`,
+    }),
     tenantCollections: (tenant) => `${prefix}:t:${tenant}:collections`,
     cacheEntry: (hash) => `${prefix}:cache:{${hash}}`,
     semanticRecent: (tenant, collection) => `${prefix}:qcache:{${tenant}/${collection}}:recent`,

@@ -180,6 +180,8 @@ export function createAskqMetrics(registry: Registry, queues: CountableQueue[] =
   }
   for (const layer of ['exact', 'semantic']) {
     for (const result of ['hit', 'miss']) metrics.cacheLookups.labels(layer, result).inc(0);
+    // A semantic hit refused because its sources are not the question's (answering.ts).
+    if (layer === 'semantic') metrics.cacheLookups.labels(layer, 'wrong').inc(0);
   }
 
   if (queues.length > 0) {

@@ -1,5 +1,6 @@
 import type { Metadata } from 'chromadb';
 import type { RedisClient } from '@askq/shared';
+import { cosine } from '../embeddings/cosine.js';
 
 /** A stored entry as a lookup compares it: like a row Chroma returns. */
 export interface RecentRow {
@@ -68,17 +69,4 @@ export function createRecentEntries(redis: RedisClient) {
       return rows;
     },
   };
-}
-
-function cosine(a: number[], b: Float32Array): number {
-  if (a.length !== b.length) return 0;
-  let dot = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return aa === 0 || bb === 0 ? 0 : dot / Math.sqrt(aa * bb);
 }

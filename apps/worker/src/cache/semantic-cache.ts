@@ -11,7 +11,7 @@ import {
 import { createBatcher } from '../knowledge/batcher.js';
 import { chromaClientFor, type QueryRow } from '../knowledge/chroma-store.js';
 import { createRecentEntries } from './recent-entries.js';
-import { sameSignals } from './signals.js';
+import { sameQuestion } from './guards.js';
 
 interface StoredEntry {
   collection: Collection;
@@ -47,8 +47,8 @@ export interface SemanticCache {
  * The semantic layer (SPEC 6) in Chroma: one collection of past questions per tenant and
  * collection, each with its answer as the document and its epoch and options as metadata, so a
  * lookup filters on them and a collection change (new version) or a cache clear (new generation)
- * retires every entry at once. A hit needs cosine similarity >= `threshold` and the same numbers
- * and negations. Failures here never fail a question: the cache is an optimisation.
+ * retires every entry at once. A hit needs cosine similarity >= `threshold` and to pass the
+ * guard: the same meaning-bearing words, numbers and negations (guards.ts). Failures here never fail a question: the cache is an optimisation.
  */
 // Entries a lookup reads back from Chroma before it keeps those in scope.
 const NEAREST = 10;
@@ -228,7 +228,7 @@ export function createSemanticCache(options: {
       for (const row of rows) {
         const similarity = 1 - (row.distance ?? 1);
         const asked = typeof row.metadata?.question === 'string' ? row.metadata.question : '';
-        if (similarity < options.threshold || !sameSignals(identity.question, asked)) continue;
+        if (similarity < options.threshold || !sameQuestion(identity.question, asked)) continue;
         const entry = JSON.parse(row.document ?? 'null') as CachedAnswer | null;
         if (entry && entry.storedAt >= oldest) return entry;
       }

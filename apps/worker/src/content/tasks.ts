@@ -8,6 +8,7 @@ import { move, workerData } from 'piscina';
 import type { Validation } from '@askq/shared';
 import { hashEmbed } from '../embeddings/hash-embedder.js';
 import { createChunker, type Chunk } from '../knowledge/chunker.js';
+import { termCounts } from '../text/terms.js';
 import { extract as extractAnswer, type ExtractInput } from '../llm/extractive.js';
 import { validateAnswer, type ValidateInput } from '../stages/validate.js';
 
@@ -47,7 +48,11 @@ export function chunk(
   },
 ): Chunk[] {
   begin(input);
-  return createChunker(input)(input.documentId, input.text);
+  // The chunks' index terms are counted here too, while the text is on this thread anyway.
+  return createChunker(input)(input.documentId, input.text).map((c) => ({
+    ...c,
+    lexical: termCounts(c.text),
+  }));
 }
 
 /** Vectors packed into one buffer (row after row), moved to the caller rather than copied. */

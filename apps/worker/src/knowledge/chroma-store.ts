@@ -1,5 +1,7 @@
 import { ChromaClient, ChromaNotFoundError, type Collection, type QueryResult } from 'chromadb';
 import { AppError, type Source } from '@askq/shared';
+import { cosine } from '../embeddings/cosine.js';
+import type { TermCounts } from '../text/terms.js';
 import { createBatcher } from './batcher.js';
 
 /** One row of a Chroma query's result. */
@@ -20,12 +22,16 @@ export interface ChunkRecord {
   text: string;
   embedding: number[];
   metadata?: Record<string, string | number | boolean>;
+  /** The chunk's index terms (computed with its chunking, off the event loop). */
+  lexical?: { counts: TermCounts; length: number };
 }
 
 /** The vector store behind retrieval, one collection per tenant and collection name. */
-export interface KnowledgeStore {
+export interface VectorStore {
   /** The topK most similar chunks; an unknown or empty collection gives no sources. */
   query(ref: CollectionRef, embedding: number[], topK: number): Promise<Source[]>;
+  /** Chunks by id, scored by their similarity to `embedding`; unknown ids are left out. */
+  get(ref: CollectionRef, ids: string[], embedding: number[]): Promise<Source[]>;
   /** Writes a document's chunks (ids are stable, so this replaces them in place). */
   upsert(ref: CollectionRef, embedder: string, chunks: ChunkRecord[]): Promise<void>;
   /** Removes a document's chunks from `fromIndex` on (0: the whole document). */
@@ -69,7 +75,7 @@ export function createChromaStore(options: {
   onBatch?: (size: number) => void;
   /** Most chunks written in one request: a large document goes in several bounded ones. */
   writeBatch?: number;
-}): KnowledgeStore {
+}): VectorStore {
   const client = chromaClientFor(options.url);
   const nameOf = (ref: CollectionRef) => `${options.prefix}.${ref.tenant}.${ref.collection}`;
 
@@ -149,7 +155,7 @@ export function createChromaStore(options: {
   /** Upserts chunks in requests of `size`, each with its own timeout. */
   const writeBatches = async (
     collection: Collection,
-    chunks: Parameters<KnowledgeStore['upsert']>[2],
+    chunks: Parameters<VectorStore['upsert']>[2],
     size: number,
   ) => {
     for (let i = 0; i < chunks.length; i += size) {
@@ -213,6 +219,24 @@ export function createChromaStore(options: {
         throw e;
       }
     },
+
+    get: (ref, ids, embedding) =>
+      timed(
+        'get',
+        (async () => {
+          const collection = ids.length > 0 ? await existing(ref) : undefined;
+          if (!collection) return [];
+          const result = await collection.get({
+            ids,
+            include: ['documents', 'metadatas', 'embeddings'],
+          });
+          return result
+            .rows()
+            .map((row) =>
+              toSource({ ...row, distance: 1 - cosine(embedding, row.embedding ?? []) }),
+            );
+        })(),
+      ),
 
     deleteChunks: (ref, documentId, fromIndex) =>
       timed(

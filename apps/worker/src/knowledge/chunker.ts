@@ -1,3 +1,4 @@
+import type { TermCounts } from '../text/terms.js';
 import { splitSentences } from '../text/tokenize.js';
 
 /** One piece of a document, in document order. */
@@ -6,6 +7,8 @@ export interface Chunk {
   id: string;
   index: number;
   text: string;
+  /** Its index terms, when chunked for storage (see terms.ts). */
+  lexical?: { counts: TermCounts; length: number };
 }
 
 /** Sizes in characters. */

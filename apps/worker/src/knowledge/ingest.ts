@@ -6,7 +6,8 @@ import {
   type Logger,
 } from '@askq/shared';
 import type { Embedder } from '../embeddings/embedder.js';
-import type { CollectionRef, KnowledgeStore } from './chroma-store.js';
+import type { CollectionRef } from './chroma-store.js';
+import type { KnowledgeStore } from './hybrid-store.js';
 import type { Chunk } from './chunker.js';
 
 /** Clients the ingestion steps use. */

@@ -1,6 +1,8 @@
 import { AppError, type CollectionState, type Source } from '@askq/shared';
 import type { Embedder } from '../embeddings/embedder.js';
-import type { CollectionRef, KnowledgeStore } from '../knowledge/chroma-store.js';
+import type { CollectionRef } from '../knowledge/chroma-store.js';
+import type { KnowledgeStore } from '../knowledge/hybrid-store.js';
+import { terms } from '../text/terms.js';
 
 /** What retrieval looks for. */
 export interface RetrievalInput extends CollectionRef {
@@ -31,11 +33,14 @@ export async function embedQuestion(
   return vector;
 }
 
-/** The topK chunks of the tenant's collection most similar to the question's vector. */
+/**
+ * The topK chunks of the tenant's collection for the question: by its vector and by its words
+ * (the question is bounded in length, so its terms are counted here, on the event loop).
+ */
 export function retrieve(
   input: RetrievalInput,
   vector: number[],
   deps: { store: KnowledgeStore },
 ): Promise<Source[]> {
-  return deps.store.query(input, vector, input.topK);
+  return deps.store.query(input, { embedding: vector, terms: terms(input.question) }, input.topK);
 }
