@@ -173,3 +173,32 @@ describe('extract for a follow-up', () => {
     expect(answer).toContain('30 minutes');
   });
 });
+
+describe('extract chooses by maximal marginal relevance', () => {
+  const stream = source(
+    'When the server shuts down, every event stream ends with a shutdown event. ' +
+      'Streams are resumed with the Last-Event-ID header. ' +
+      'The stream format is plain text.',
+    0.5,
+  );
+
+  it('opens with the sentence that answers, matching inflected forms', () => {
+    const answer = extract({
+      question: 'How do I resume an event stream?',
+      sources: [stream],
+      maxSentences: 3,
+    });
+    expect(answer.startsWith('Streams are resumed with the Last-Event-ID header. [1]')).toBe(true);
+  });
+
+  it('leaves out a sentence that repeats what is chosen or adds no part of the question', () => {
+    const answer = extract({
+      question: 'How do I resume an event stream?',
+      sources: [stream, source('Streams are resumed with the Last-Event-ID header.', 0.4)],
+      maxSentences: 3,
+    });
+    // Said once, from the first passage; the format sentence answers nothing asked.
+    expect(answer.match(/Last-Event-ID/g)).toHaveLength(1);
+    expect(answer).not.toContain('plain text');
+  });
+});
