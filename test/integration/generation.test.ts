@@ -205,6 +205,21 @@ describe('final failures', () => {
 });
 
 describe('validation and routing', () => {
+  it('escalates a fast answer that cites the wrong source, and flags it if the smart one does too', async () => {
+    // Grounded in the sources as a whole (the tides passage), but cited to the volcano passage.
+    const MISCITED = 'Tides are caused by the pull of the Moon and the Sun on the oceans [2].';
+    script({ text: MISCITED });
+    const { events } = await run(askq, 'What causes tides?', { model: 'fast' });
+    expect(retries(events)).toEqual([{ attempt: 1, reason: 'escalation' }]);
+    const result = resultOf(events);
+    expect(result.sources.map((s) => s.documentId)).toEqual(['tides', 'volcanoes']);
+    const checks = Object.fromEntries(result.validation.checks.map((c) => [c.name, c]));
+    expect(checks.grounding?.passed).toBe(true);
+    expect(checks.citations).toMatchObject({ passed: false });
+    expect(checks.citations?.detail).toMatch(/is not in \[2\].*\[1\] would/);
+    expect(result.validation.passed).toBe(false);
+  });
+
   it('escalates an ungrounded fast answer once to the smart model with the same sources', async () => {
     llm.reply((req) => ({
       text: (req.body as { model: string }).model === 'gpt-4o-mini' ? UNGROUNDED : GROUNDED,
@@ -296,11 +311,15 @@ describe('validation and routing', () => {
   });
 
   it('routes auto: a comparative question goes to smart, a simple one to fast; asked routes are honoured', async () => {
-    script({ text: GROUNDED });
+    // Each answer cites the source it is from: a miscited one would fail validation and escalate.
+    const LAVA = 'Basalt lava is runny; rhyolite lava is thick and traps gas [1].';
+    script({ text: LAVA });
     const comparative = await run(askq, 'Compare basalt lava versus rhyolite lava.');
     expect(resultOf(comparative.events)).toMatchObject({ route: 'smart', model: 'gpt-4o' });
+    script({ text: GROUNDED });
     const simple = await run(askq, 'What causes tides?');
     expect(resultOf(simple.events)).toMatchObject({ route: 'fast', model: 'gpt-4o-mini' });
+    script({ text: LAVA });
     const forced = await run(askq, 'Compare basalt lava versus rhyolite lava.', { model: 'fast' });
     expect(resultOf(forced.events).model).toBe('gpt-4o-mini');
   });

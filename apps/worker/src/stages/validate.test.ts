@@ -155,3 +155,30 @@ describe('declining to answer', () => {
     expect(check('The sources do not contain the answer [1].')?.detail).not.toMatch(/declined/);
   });
 });
+
+describe('each citation is checked against the source it cites', () => {
+  it('flags a fact of [1] cited as [2], though the answer as a whole is grounded', () => {
+    const result = validate('Answers are cached for 900 seconds by default [2].');
+    expect(check('Answers are cached for 900 seconds by default [2].', 'grounding')?.passed).toBe(
+      true,
+    );
+    const citations = result.checks.find((c) => c.name === 'citations')!;
+    expect(citations.passed).toBe(false);
+    expect(citations.detail).toContain('is not in [2]');
+    expect(citations.detail).toContain('[1] would');
+    expect(result.passed).toBe(false);
+  });
+
+  it('reads a claim as the text before its markers, whichever side of the full stop', () => {
+    for (const answer of [
+      'Answers are cached for 900 seconds [1]. Only answers that passed validation are stored [2].',
+      'Answers are cached for 900 seconds. [1] Only answers that passed validation are stored. [2]',
+      'Answers are cached for 900 seconds and only validated ones are stored [1][2].',
+    ]) {
+      expect(check(answer, 'citations')?.passed, answer).toBe(true);
+    }
+    const swapped =
+      'Answers are cached for 900 seconds. [2] Only answers that passed validation are stored. [1]';
+    expect(check(swapped, 'citations')?.passed).toBe(false);
+  });
+});

@@ -1,4 +1,5 @@
 import type { Source, Validation, ValidationCheck } from '@askq/shared';
+import { terms } from '../text/terms.js';
 import { contentWords, foldPlural, splitSentences } from '../text/tokenize.js';
 
 /** What {@link validateAnswer} checks an answer against. */
@@ -25,7 +26,7 @@ export function validateAnswer(input: ValidateInput): Validation {
       ? { name: 'non_empty', passed: false, detail: 'answer is empty' }
       : { name: 'non_empty', passed: true },
     checkLength(answer, input.maxAnswerChars, input.truncated === true),
-    checkCitations(cited, sources.length),
+    checkCitations(answer, cited, sources, input.groundingThreshold),
     checkGrounding(answer, cited, sources, input.groundingThreshold),
   ];
   return { passed: checks.every((c) => c.passed), checks };
@@ -45,7 +46,13 @@ function checkLength(answer: string, max: number, truncated: boolean): Validatio
     : { name: 'length', passed: false, detail: `${length} > ${max} chars` };
 }
 
-function checkCitations(cited: number[], sourceCount: number): ValidationCheck {
+function checkCitations(
+  answer: string,
+  cited: number[],
+  sources: Source[],
+  threshold: number,
+): ValidationCheck {
+  const sourceCount = sources.length;
   if (cited.length === 0) return { name: 'citations', passed: true, detail: 'no citations' };
   const bad = [...new Set(cited.filter((n) => n < 1 || n > sourceCount))].sort((a, b) => a - b);
   if (bad.length > 0) {
@@ -55,8 +62,52 @@ function checkCitations(cited: number[], sourceCount: number): ValidationCheck {
       detail: `unknown sources [${bad.join(', ')}] of ${sourceCount}`,
     };
   }
+  const miscited = miscitedClaim(answer, sources, threshold);
+  if (miscited) return { name: 'citations', passed: false, detail: miscited };
   const distinct = [...new Set(cited)].sort((a, b) => a - b);
   return { name: 'citations', passed: true, detail: `cites [${distinct.join(', ')}]` };
+}
+
+// A claim needs this many content words before its support can be judged.
+const MIN_CLAIM_WORDS = 2;
+// Markers with nothing but spaces and punctuation between them cite one claim together.
+const MARKER_GROUP = new RegExp(`(?:${CITATION.source}[\\s.,;:]*)+`, 'g');
+// How much of a claim the detail quotes.
+const CLAIM_QUOTE_CHARS = 60;
+
+/**
+ * The first claim not supported by the sources it cites, described; undefined when each is. A
+ * claim is the text before a group of markers, back to the previous group: "A [1]. B [2]." and
+ * "A. [1] B. [2]" both claim A from [1] and B from [2]. It is supported when at least `threshold`
+ * of its content words (stemmed) occur in the sources it cites: a fact of [1] cited as [2] is
+ * flagged, even though the answer as a whole is grounded.
+ */
+function miscitedClaim(answer: string, sources: Source[], threshold: number): string | undefined {
+  const vocabularies = sources.map((s) => new Set(terms(s.text)));
+  let from = 0;
+  for (const group of answer.matchAll(MARKER_GROUP)) {
+    const claim = answer.slice(from, group.index);
+    from = group.index + group[0].length;
+    const words = terms(claim);
+    if (words.length < MIN_CLAIM_WORDS) continue;
+    const numbers = citedNumbers(group[0]).filter((n) => n >= 1 && n <= sources.length);
+    const support = (indexes: number[]) =>
+      words.filter((w) => indexes.some((i) => vocabularies[i]!.has(w))).length / words.length;
+    const score = support(numbers.map((n) => n - 1));
+    if (score >= threshold) continue;
+    const others = sources.map((_, i) => i).filter((i) => !numbers.includes(i + 1));
+    const better = others
+      .map((i) => ({ n: i + 1, score: support([i]) }))
+      .sort((a, b) => b.score - a.score)[0];
+    const quoted = claim.trim().slice(0, CLAIM_QUOTE_CHARS);
+    const cites = `[${[...new Set(numbers)].join(', ')}]`;
+    const hint =
+      better && better.score >= threshold
+        ? `; [${better.n}] would (${better.score.toFixed(2)})`
+        : '';
+    return `"${quoted}" is not in ${cites} (${score.toFixed(2)} < ${threshold})${hint}`;
+  }
+  return undefined;
 }
 
 const DECLINE_MAX_CHARS = 200;
