@@ -1,11 +1,19 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { AppError, NamePattern } from '@askq/shared';
 
-/** Tenants by API key, parsed from `API_KEYS` (`tenant:key,tenant:key`). */
+/** Tenants by API key, parsed from `API_KEYS` (`tenant:key,tenant:key`); keys kept as digests. */
 export type ApiKeys = ReadonlyArray<{ tenant: string; key: Buffer }>;
 
-/** Parses `API_KEYS`; throws with every malformed entry named (never the key itself). */
+/** A key's SHA-256: what is compared, so every comparison is of 32 bytes whatever the key's length. */
+export function keyDigest(key: string | Buffer): Buffer {
+  return createHash('sha256').update(key).digest();
+}
+
+/**
+ * Parses `API_KEYS`; throws with every malformed entry named (never the key itself), and when two
+ * tenants share a key: a request with it would be one tenant's or the other's by list order.
+ */
 export function parseApiKeys(value: string | undefined): ApiKeys {
   if (!value) return [];
   const problems: string[] = [];
@@ -23,15 +31,27 @@ export function parseApiKeys(value: string | undefined): ApiKeys {
         );
         return [];
       }
-      return [{ tenant, key: Buffer.from(key) }];
+      return [{ tenant, key: keyDigest(key), entry: i + 1 }];
     });
+  const owners = new Map<string, { tenant: string; entry: number }>();
+  for (const { tenant, key, entry } of keys) {
+    const owner = owners.get(key.toString('hex'));
+    if (owner && owner.tenant !== tenant) {
+      problems.push(`entries ${owner.entry} and ${entry} give one key to two tenants`);
+    }
+    owners.set(key.toString('hex'), { tenant, entry });
+  }
   if (problems.length > 0) throw new Error(`API_KEYS: ${problems.join('; ')}`);
-  return keys;
+  return keys.map(({ tenant, key }) => ({ tenant, key }));
 }
 
-/** Compares in constant time, so response times do not reveal how much of a key was right. */
-export function sameKey(presented: Buffer, expected: Buffer): boolean {
-  return presented.length === expected.length && timingSafeEqual(presented, expected);
+/**
+ * Whether a presented key is the expected one (given as its {@link keyDigest}). The digests are
+ * compared in constant time, and always 32 bytes long: neither how much of a key was right nor
+ * how long the right key is shows in the response time.
+ */
+export function sameKey(presented: Buffer | string, expected: Buffer): boolean {
+  return timingSafeEqual(keyDigest(presented), expected);
 }
 
 /**
@@ -47,7 +67,7 @@ export function authenticate(keys: ApiKeys): RequestHandler {
       return;
     }
     const header = req.get('authorization') ?? '';
-    const presented = Buffer.from(/^Bearer (.+)$/i.exec(header)?.[1] ?? '');
+    const presented = /^Bearer (.+)$/i.exec(header)?.[1] ?? '';
     let tenant: string | undefined;
     for (const entry of keys) {
       if (sameKey(presented, entry.key)) tenant = entry.tenant;

@@ -4,7 +4,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import express, { Router, type Express, type RequestHandler } from 'express';
 import { AppError } from '@askq/shared';
-import { sameKey } from '../auth.js';
+import { keyDigest, sameKey } from '../auth.js';
 
 /** Where Bull Board is served; its adapter must know the public path or its assets 404. */
 export const BULL_BOARD_PATH = '/admin/queues';
@@ -15,7 +15,7 @@ export const BULL_BOARD_PATH = '/admin/queues';
  * key the routes are open, and Bull Board is read-only.
  */
 export function requireAdmin(adminKey: string | undefined, authOn: boolean): RequestHandler {
-  const expected = adminKey === undefined ? undefined : Buffer.from(adminKey);
+  const expected = adminKey === undefined ? undefined : keyDigest(adminKey);
   return (req, res, next) => {
     if (!expected) {
       // With tenants configured, an unset admin key closes the admin routes rather than opening them.
@@ -50,7 +50,7 @@ function presentedKey(header: string | undefined): string | undefined {
 }
 
 function matches(presented: string | undefined, expected: Buffer): boolean {
-  return presented !== undefined && sameKey(Buffer.from(presented), expected);
+  return presented !== undefined && sameKey(presented, expected);
 }
 
 /** `/admin/queues`: Bull Board for the given queues, behind admin auth. */
