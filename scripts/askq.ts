@@ -1,10 +1,11 @@
-// `npm run askq -- <ask|status|ingest> ...`: the command-line client of a running askq (issue 9).
+// `npm run askq -- <ask|status|ingest|eval> ...`: the command-line client of a running askq (issue 9).
 // Exit codes: 0 done; 1 the question failed or was cancelled (ask), or a file was not ingested
 // (ingest); 2 bad usage, askq unreachable, or a request refused (4xx) or failed (5xx); 130 Ctrl-C.
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { withoutTrailingSlashes } from './lib/base-url.js';
+import { networkReason, parseJson } from './lib/http.js';
 import {
   toError,
   type EventDataMap,
@@ -19,15 +20,13 @@ import {
   type StreamEvent,
   type StreamOutcome,
 } from './lib/event-stream.js';
+import { EVAL_OPTIONS, EvalCommandError, evaluate } from './lib/eval/command.js';
 import {
   batchDocuments,
-  collectFiles,
   ingest,
   IngestAbortedError,
-  readDocument,
-  type Doc,
+  loadDocuments,
   type IngestProgress,
-  type Skipped,
 } from './lib/ingest-files.js';
 
 const ENVIRONMENT = `Environment:
@@ -40,6 +39,7 @@ Commands:
   ask "question"     ask a question: stage progress, the answer as it streams, its sources
   status <id>        a question's status, stage, attempts, timings and answer or error
   ingest <paths...>  send .md/.txt files (folders searched recursively) to a collection
+  eval --file F      measure answer quality on labelled questions, beside a BM25 baseline
 
 "npm run askq -- <command> --help" shows a command's options.
 
@@ -90,6 +90,27 @@ Options:
 
 Exit: 0 everything was ingested; 1 some file was unusable or failed (the rest still went in);
 2 bad usage, or askq could not be reached or refused the key.
+
+${ENVIRONMENT}`;
+
+const EVAL_USAGE = `Usage: npm run askq -- eval --file labelled.json [--corpus DIR] [options]
+
+Asks each labelled question ({question, documentId, fact?}: a JSON array or JSON Lines) and
+prints recall@1, recall@4, MRR, fact and validation rates, beside BM25 over the corpus.
+
+Options:
+  -f, --file FILE        the labelled questions
+      --corpus PATH      the files or folders you ingested (repeatable), for the BM25 baseline
+  -c, --collection NAME  collection to ask (default: the server's "default")
+      --concurrency N    questions in flight, 1-50 (default 4)
+  -k, --top-k N          passages per question, 1-20 (default 4)
+  -m, --model MODEL      auto (default), fast or smart
+      --cache            let answers come from the caches (default: every one answered anew)
+      --json FILE        also write the summary as JSON to FILE ("-": stdout, the table on stderr)
+  -h, --help             show this help
+
+Exit: 0 every question answered; 1 some were not (they count as misses); 2 bad usage or a bad
+labelled file, askq unreachable, the key refused, or the collection missing.
 
 ${ENVIRONMENT}`;
 
@@ -644,34 +665,14 @@ async function ingestCommand(argv: string[]): Promise<number> {
     throw usageError(INGEST_USAGE, '--collection is empty');
   }
   const { url, apiKey } = loadTarget(INGEST_USAGE);
-  // `npm run` starts scripts in the package root; paths are meant from where the user typed them.
-  const cwd =
-    process.env.npm_lifecycle_event === 'askq' && process.env.INIT_CWD
-      ? process.env.INIT_CWD
-      : process.cwd();
+  const cwd = invocationCwd();
   const show = (path: string) => {
     const rel = relative(cwd, path);
     return rel.startsWith('..') || isAbsolute(rel) ? path : rel || '.';
   };
 
   const named = new Set(positionals.map((p) => resolve(cwd, p)));
-  const { files, skipped, roots } = await collectFiles([...named]);
-  const bad: Skipped[] = [];
-  const docs: Doc[] = [];
-  const fileOf = new Map<string, string>();
-  for (const file of files) {
-    const { doc, problem } = await readDocument(file, roots.get(file) ?? cwd).catch(
-      (e: unknown) => ({ doc: undefined, problem: `cannot read: ${toError(e).message}` }),
-    );
-    const twin = doc && fileOf.get(doc.id);
-    if (problem !== undefined || !doc) bad.push({ path: file, reason: problem ?? 'unreadable' });
-    // Two files with one id would overwrite each other's chunks on the server.
-    else if (twin) bad.push({ path: file, reason: `same id "${doc.id}" as ${show(twin)}` });
-    else {
-      docs.push(doc);
-      fileOf.set(doc.id, file);
-    }
-  }
+  const { files, skipped, bad, docs, fileOf } = await loadDocuments([...named], show);
 
   let result: Awaited<ReturnType<typeof ingest>> = { ingested: [], failed: [] };
   if (docs.length > 0) {
@@ -727,6 +728,12 @@ async function ingestCommand(argv: string[]): Promise<number> {
   return failed || files.length === 0 ? 1 : 0;
 }
 
+// `npm run` starts scripts in the package root; paths are meant from where the user typed them.
+const invocationCwd = () =>
+  process.env.npm_lifecycle_event === 'askq' && process.env.INIT_CWD
+    ? process.env.INIT_CWD
+    : process.cwd();
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** A bar over chunks on a terminal; otherwise a plain line now and then, for logs and CI. */
@@ -777,26 +784,27 @@ function createIngestProgress(): { update: (p: IngestProgress) => void; stop: ()
 
 // ---------------------------------------------------------------------------------------------
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
+// eval: scripts/lib/eval/ does the work (shared with `npm run eval`).
+async function evalCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(EVAL_USAGE, { args: argv, options: EVAL_OPTIONS });
+  if (values.help) {
+    console.log(EVAL_USAGE);
+    return 0;
   }
-}
-
-/** fetch() hides the socket error (ECONNREFUSED, ENOTFOUND) in `cause`. */
-function networkReason(err: Error): string {
-  const cause = err.cause as { code?: unknown; message?: unknown } | undefined;
-  if (typeof cause?.code === 'string') return cause.code;
-  if (typeof cause?.message === 'string') return cause.message;
-  return err.message;
+  const { url, apiKey } = loadTarget(EVAL_USAGE);
+  try {
+    return await evaluate(values, positionals, { url, apiKey, cwd: invocationCwd() });
+  } catch (e) {
+    if (!(e instanceof EvalCommandError)) throw e;
+    throw e.usage ? usageError(EVAL_USAGE, e.message) : new CliError(2, e.message);
+  }
 }
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ask,
   status,
   ingest: ingestCommand,
+  eval: evalCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

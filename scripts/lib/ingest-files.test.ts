@@ -10,6 +10,7 @@ import {
   ingest,
   IngestAbortedError,
   levelOneHeading,
+  loadDocuments,
   readDocument,
   type Doc,
   type IngestProgress,
@@ -99,6 +100,34 @@ describe('readDocument', () => {
     expect((await readDocument(latin1, root)).problem).toMatch(/UTF-8/);
     // Every quote doubles when JSON-encoded: under 1 MiB on disk, over it in a request.
     expect((await readDocument(quotes, root)).problem).toMatch(/too big/);
+  });
+});
+
+describe('loadDocuments', () => {
+  it('reads documents as `askq ingest` sends them, leaving out unusable files and twin ids', async () => {
+    const root = join(dir, 'load');
+    await put('load/guides/Set up#1.md', '# Setting up\n\nRun it.');
+    await put('load/notes.txt', 'Plain notes.');
+    await put('load/notes.md', '# Notes again');
+    await put('load/empty.md', '  \n');
+    await put('load/logo.png', 'png');
+
+    const loaded = await loadDocuments([root], (path) => `<${path.slice(root.length + 1)}>`);
+
+    // Ids are paths under the folder named, without the extension; whitespace and # become -.
+    expect(loaded.docs).toEqual([
+      { id: 'guides/Set-up-1', title: 'Setting up', text: '# Setting up\n\nRun it.' },
+      { id: 'notes', title: 'Notes again', text: '# Notes again' },
+    ]);
+    expect(loaded.fileOf.get('notes')).toBe(join(root, 'notes.md'));
+    expect(loaded.bad).toEqual([
+      { path: join(root, 'empty.md'), reason: 'empty' },
+      { path: join(root, 'notes.txt'), reason: 'same id "notes" as <notes.md>' },
+    ]);
+    expect(loaded.skipped).toEqual([
+      { path: join(root, 'logo.png'), reason: 'not a .md or .txt file' },
+    ]);
+    expect(loaded.files).toHaveLength(4);
   });
 });
 

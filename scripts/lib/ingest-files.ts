@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { toError } from '@askq/shared';
 import { withoutTrailingSlashes } from './base-url.js';
+import { networkReason, parseJson, retryAfterMs } from './http.js';
 
 /** A document as the ingester sends it: SPEC 2's document with its id and title always set. */
 export interface Doc {
@@ -174,6 +175,48 @@ export async function readDocument(
   return { doc };
 }
 
+/** What `loadDocuments()` found: the documents to send and every path left out, with why. */
+export interface LoadedDocuments {
+  /** The .md/.txt files found, sorted. */
+  files: string[];
+  docs: Doc[];
+  /** Paths passed over while searching (not .md/.txt, missing, hidden folders...). */
+  skipped: Skipped[];
+  /** Files found but not usable as documents (empty, not UTF-8, too big, an id taken twice). */
+  bad: Skipped[];
+  /** The file each document was read from, by id. */
+  fileOf: Map<string, string>;
+}
+
+/**
+ * Reads the .md/.txt files under the given files and folders as `askq ingest` sends them: each
+ * id is the file's path under the folder named (see `readDocument`), and a file whose id an
+ * earlier file already has is left out. `show` renders a path in messages.
+ */
+export async function loadDocuments(
+  paths: string[],
+  show: (path: string) => string = (path) => path,
+): Promise<LoadedDocuments> {
+  const { files, skipped, roots } = await collectFiles(paths);
+  const bad: Skipped[] = [];
+  const docs: Doc[] = [];
+  const fileOf = new Map<string, string>();
+  for (const file of files) {
+    const { doc, problem } = await readDocument(file, roots.get(file) ?? dirname(file)).catch(
+      (e: unknown) => ({ doc: undefined, problem: `cannot read: ${toError(e).message}` }),
+    );
+    const twin = doc && fileOf.get(doc.id);
+    if (problem !== undefined || !doc) bad.push({ path: file, reason: problem ?? 'unreadable' });
+    // Two files with one id would overwrite each other's chunks on the server.
+    else if (twin) bad.push({ path: file, reason: `same id "${doc.id}" as ${show(twin)}` });
+    else {
+      docs.push(doc);
+      fileOf.set(doc.id, file);
+    }
+  }
+  return { files, docs, skipped, bad, fileOf };
+}
+
 /** The text of the first level-1 ATX heading outside code fences, if any. */
 function firstHeading(markdown: string): string | undefined {
   let fence: string | undefined;
@@ -268,7 +311,6 @@ const ErrorDetail = z.object({
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
 const MAX_RETRIES = 5;
 const REQUEST_TIMEOUT_MS = 30_000;
-const MAX_RETRY_AFTER_MS = 60_000;
 
 interface Reply {
   status: number;
@@ -427,30 +469,4 @@ function errorMessage(reply: Reply): string {
     return [`${path}: ${detail.data.message}`];
   });
   return `${code}: ${message}${problems.length > 0 ? ` (${problems.join('; ')})` : ''}`;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Retry-After in seconds or as an HTTP date; exponential backoff when absent. */
-function retryAfterMs(header: string | null, attempt: number): number {
-  const fallback = 500 * 2 ** attempt;
-  if (header === null || header.trim() === '') return fallback;
-  const seconds = Number(header);
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
-  if (Number.isNaN(ms)) return fallback;
-  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
-}
-
-/** fetch() hides the socket error (ECONNREFUSED, ENOTFOUND) in `cause`. */
-function networkReason(err: Error): string {
-  const cause = err.cause as { code?: unknown; message?: unknown } | undefined;
-  if (typeof cause?.code === 'string') return cause.code;
-  if (typeof cause?.message === 'string') return cause.message;
-  return err.message;
 }
