@@ -26,11 +26,14 @@ export interface Scored {
 }
 
 /**
- * Relative score fusion: each ranking's scores are scaled to 0..1 over its own candidates
- * (min-max), weighted, and summed; a candidate a ranking did not return gets 0 from it. Cosine
- * similarities and BM25 scores have no common scale, and this needs none. Measured on the shipped
- * quality set it matched or beat reciprocal rank fusion at every setting tried (RETRIEVAL.md);
- * Bruch et al. (2023) find the same of convex combinations. Ties keep the first ranking's order.
+ * Score fusion: each ranking's scores divided by its best (BM25 and a cosine below 0 both count
+ * from 0, their least possible value), weighted, and summed; a candidate a ranking did not return
+ * gets 0 from it. Cosine similarities and BM25 scores have no common scale, and this needs none.
+ * A convex combination of scores so normalised is what Bruch et al. (2023) found best among
+ * fusion functions; min-max over the candidates was tried first and does as well on large pools,
+ * but with few candidates (a small collection) it stretches any difference to 0 versus 1, so a
+ * passage that barely wins one side ties one that clearly wins the other. Ties keep the first
+ * ranking's order.
  */
 export function fuseScores(rankings: Array<{ scored: Scored[]; weight: number }>): string[] {
   const fused = new Map<string, { score: number; order: number }>();
@@ -38,10 +41,9 @@ export function fuseScores(rankings: Array<{ scored: Scored[]; weight: number }>
   for (const { scored, weight } of rankings) {
     if (weight === 0 || scored.length === 0) continue;
     const high = Math.max(...scored.map((s) => s.score));
-    const low = Math.min(...scored.map((s) => s.score));
     for (const { id, score } of scored) {
       const seen = fused.get(id) ?? { score: 0, order: order++ };
-      seen.score += weight * (high > low ? (score - low) / (high - low) : 1);
+      seen.score += weight * (high > 0 ? Math.max(0, score) / high : 0);
       fused.set(id, seen);
     }
   }
@@ -52,7 +54,7 @@ export function fuseScores(rankings: Array<{ scored: Scored[]; weight: number }>
 
 /**
  * Hybrid retrieval: the vector store's nearest chunks and the lexical index's BM25 ranking of
- * the same collection, each a pool of candidates, fused by relative score. Writes go to both.
+ * the same collection, each a pool of candidates, their scores fused. Writes go to both.
  * Chunks only the lexical side found are read from the vector store, so every source has its
  * text and its similarity. A lexical side that fails leaves the vector ranking alone.
  */
