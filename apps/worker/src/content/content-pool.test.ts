@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '@askq/shared';
 import { createContentPool, type ContentPool } from './content-pool.js';
 import { hashEmbed } from '../embeddings/hash-embedder.js';
-import { createChunker } from '../knowledge/chunker.js';
+import { createChunker, withTerms } from '../knowledge/chunker.js';
 import { extract } from '../llm/extractive.js';
 import { validateAnswer } from '../stages/validate.js';
 
@@ -39,7 +39,7 @@ describe('createContentPool', () => {
     expect(used.threadId).not.toBe(threadId);
     // The same functions, called here.
     const text = 'Redis keeps the queue. Chroma keeps the vectors. '.repeat(60);
-    expect(await pool.chunk('doc', text)).toEqual(createChunker(SIZES)('doc', text));
+    expect(await pool.chunk('doc', text)).toEqual(withTerms(createChunker(SIZES)('doc', text)));
     const texts = ['redis queue', 'chroma vectors', ''];
     expect(await pool.embedHash(texts, 64)).toEqual(hashEmbed(texts, 64));
     const sources = [{ documentId: 'd', chunkId: 'd#0', text, score: 0.5 }];

@@ -7,8 +7,7 @@ import { threadId } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
 import type { Validation } from '@askq/shared';
 import { hashEmbed } from '../embeddings/hash-embedder.js';
-import { createChunker, type Chunk } from '../knowledge/chunker.js';
-import { termCounts } from '../text/terms.js';
+import { createChunker, withTerms, type Chunk } from '../knowledge/chunker.js';
 import { extract as extractAnswer, type ExtractInput } from '../llm/extractive.js';
 import { validateAnswer, type ValidateInput } from '../stages/validate.js';
 
@@ -49,10 +48,7 @@ export function chunk(
 ): Chunk[] {
   begin(input);
   // The chunks' index terms are counted here too, while the text is on this thread anyway.
-  return createChunker(input)(input.documentId, input.text).map((c) => ({
-    ...c,
-    lexical: termCounts(c.text),
-  }));
+  return withTerms(createChunker(input)(input.documentId, input.text));
 }
 
 /** Vectors packed into one buffer (row after row), moved to the caller rather than copied. */

@@ -1,4 +1,4 @@
-import type { TermCounts } from '../text/terms.js';
+import { termCounts, type TermCounts } from '../text/terms.js';
 import { splitSentences } from '../text/tokenize.js';
 
 /** One piece of a document, in document order. */
@@ -52,6 +52,11 @@ export function createChunker(options: ChunkerOptions) {
       text: parts.join(' '),
     }));
   };
+}
+
+/** Chunks with their index terms counted, as they are stored (for the lexical index). */
+export function withTerms(chunks: Chunk[]): Chunk[] {
+  return chunks.map((c) => ({ ...c, lexical: termCounts(c.text) }));
 }
 
 /** Length of parts joined by single spaces. */
