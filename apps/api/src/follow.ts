@@ -178,8 +178,12 @@ export function createFollower(deps: FollowDeps) {
         output: {
           write: () => true,
           writableLength: 0,
+          writableNeedDrain: false,
           end: () => finish(),
           destroy: () => finish(),
+          // Never buffers, so never waits for a drain.
+          once: () => undefined,
+          off: () => undefined,
         },
         hub: deps.hub,
         events: deps.events,

@@ -32,13 +32,16 @@ function fakes(logged: LoggedEvent[] = []) {
   const events: EventLog = {
     append: () => Promise.reject(new Error('not used')),
     appendAll: () => Promise.reject(new Error('not used')),
-    async read(_id, after) {
+    async read(_id, after, limit) {
       reads.push(after);
       await gate;
-      return logged.filter((e) => after === undefined || e.id.localeCompare(after) > 0);
+      const rest = logged.filter((e) => after === undefined || e.id.localeCompare(after) > 0);
+      return limit === undefined ? rest : rest.slice(0, limit);
     },
   };
   const written: string[] = [];
+  const drains: Array<() => void> = [];
+  const closes: Array<() => void> = [];
   const output: StreamOutput & { ended: boolean; destroyed: boolean; buffered: number } = {
     ended: false,
     destroyed: false,
@@ -50,11 +53,21 @@ function fakes(logged: LoggedEvent[] = []) {
     get writableLength() {
       return this.buffered;
     },
+    get writableNeedDrain() {
+      return this.buffered > 0;
+    },
     end() {
       this.ended = true;
     },
     destroy() {
       this.destroyed = true;
+    },
+    once(event, listener) {
+      (event === 'drain' ? drains : closes).push(listener);
+    },
+    off(event, listener) {
+      const list = event === 'drain' ? drains : closes;
+      if (list.includes(listener)) list.splice(list.indexOf(listener), 1);
     },
   };
   return {
@@ -74,6 +87,12 @@ function fakes(logged: LoggedEvent[] = []) {
       return () => open();
     },
     releases: () => releases,
+    /** The client takes what was buffered. */
+    drain: () => {
+      output.buffered = 0;
+      for (const listener of [...drains]) listener();
+    },
+    listeners: () => drains.length + closes.length,
     // Every frame's id, however many one write carried.
     ids: () => [...written.join('').matchAll(/^id: (\S+)$/gm)].map((m) => m[1]),
   };
@@ -223,5 +242,40 @@ describe('createLiveStream', () => {
     f.confirm();
     await vi.waitFor(() => expect(f.releases()).toBe(1));
     expect(live.state).toBe('closed');
+  });
+});
+
+describe('replay in pages', () => {
+  it('reads the next page only once the client has taken the last, and holds no listener after', async () => {
+    const f = fakes([event(1), event(2), event(3), event(4), event(5)]);
+    const live = createLiveStream({
+      questionId: 'q',
+      after: undefined,
+      output: f.output,
+      hub: f.hub,
+      events: f.events,
+      log: pino({ level: 'silent' }),
+      heartbeatMs: 60_000,
+      maxBufferBytes: 1_000_000,
+      pageSize: 2,
+    });
+    // The client reads nothing: every write stays buffered.
+    f.output.buffered = 1;
+    f.confirm();
+    const serving = live.serve(() => undefined);
+    await vi.waitFor(() => expect(f.ids()).toEqual(['1-0', '2-0']));
+    // Waiting for the client, not reading on.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(f.reads).toEqual([undefined]);
+    f.drain();
+    f.output.buffered = 1;
+    await vi.waitFor(() => expect(f.ids()).toEqual(['1-0', '2-0', '3-0', '4-0']));
+    f.drain();
+    await serving;
+    expect(f.ids()).toEqual(['1-0', '2-0', '3-0', '4-0', '5-0']);
+    expect(f.reads).toEqual([undefined, '2-0', '4-0']);
+    expect(live.state).toBe('live');
+    expect(f.listeners()).toBe(0);
+    live.close();
   });
 });

@@ -1,5 +1,6 @@
 import {
   compareEventIds,
+  LOG_PAGE_SIZE,
   TERMINAL_EVENTS,
   toError,
   type EventLog,
@@ -15,10 +16,29 @@ export interface StreamOutput {
   write(chunk: Buffer | string): boolean;
   /** Bytes written and not yet taken by the client. */
   readonly writableLength: number;
+  /** A write returned false: 'drain' will come once the client has taken what is buffered. */
+  readonly writableNeedDrain: boolean;
   /** Ends the response after what was written. */
   end(): void;
   /** Drops the connection (the client resumes from its Last-Event-ID). */
   destroy(): void;
+  /** 'drain': what was buffered was taken; 'close': the connection is gone. */
+  once(event: 'drain' | 'close', listener: () => void): unknown;
+  off(event: 'drain' | 'close', listener: () => void): unknown;
+}
+
+/** Resolves once the client has taken what was written to it (below the high-water mark), or has gone. */
+export function drained(output: StreamOutput): Promise<void> {
+  if (!output.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      output.off('drain', done);
+      output.off('close', done);
+      resolve();
+    };
+    output.once('drain', done);
+    output.once('close', done);
+  });
 }
 
 /**
@@ -55,6 +75,8 @@ export interface LiveStreamOptions {
   heartbeatMs: number;
   /** Unsent bytes after which a slow client is dropped. */
   maxBufferBytes: number;
+  /** Events read from the log at once while replaying (default LOG_PAGE_SIZE). */
+  pageSize?: number;
   /**
    * What the client receives for each event: askq's own SSE frame by default; an OpenAI-shaped
    * stream translates instead, and may send nothing for an event ('').
@@ -78,6 +100,7 @@ export interface LiveStreamOptions {
 export function createLiveStream(options: LiveStreamOptions): LiveStream {
   const { questionId: id, output, log } = options;
   const format = options.format ?? sseFrameBytes;
+  const pageSize = options.pageSize ?? LOG_PAGE_SIZE;
   let state: LiveStreamState = 'subscribing';
   let lastSent = options.after;
   let pending: LoggedEvent[] = [];
@@ -151,24 +174,33 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
     return gap;
   };
 
-  /** replaying: reads the log after the last event sent, then hands over to live. */
+  /**
+   * replaying: reads the log after the last event sent, a page at a time, each written once the
+   * client has taken the one before (a client that does not read holds one page, not the log),
+   * then hands over to live.
+   */
   const replay = async (): Promise<void> => {
     if (state === 'closed' || state === 'replaying') return;
     state = 'replaying';
-    let backlog: LoggedEvent[];
-    try {
-      backlog = await options.events.read(id, lastSent);
-    } catch (e) {
-      log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
-      close();
-      const farewell = options.farewell?.();
-      if (farewell) output.write(farewell);
-      output.end();
-      return;
+    for (;;) {
+      let page: LoggedEvent[];
+      try {
+        page = await options.events.read(id, lastSent, pageSize);
+      } catch (e) {
+        log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
+        close();
+        const farewell = options.farewell?.();
+        if (farewell) output.write(farewell);
+        output.end();
+        return;
+      }
+      if (state !== 'replaying') return;
+      deliver(page, false);
+      if (state !== 'replaying') return;
+      if (page.length < pageSize) break;
+      await drained(output);
+      if (state !== 'replaying') return;
     }
-    if (state !== 'replaying') return;
-    deliver(backlog, false);
-    if (state !== 'replaying') return;
     state = 'live';
     const queued = pending;
     pending = [];

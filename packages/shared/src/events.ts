@@ -150,8 +150,30 @@ export interface EventLog {
     questionId: string,
     entries: Array<{ event: AskEvent; options?: AppendOptions }>,
   ): Promise<Array<string | null>>;
-  /** Events after `afterId` (exclusive), or the whole log, in order. */
-  read(questionId: string, afterId?: string): Promise<LoggedEvent[]>;
+  /** Events after `afterId` (exclusive), or from the start, in order; at most `limit` of them. */
+  read(questionId: string, afterId?: string, limit?: number): Promise<LoggedEvent[]>;
+}
+
+/** Events a reader takes from the log at once: what a replay holds in memory. */
+export const LOG_PAGE_SIZE = 200;
+
+/**
+ * The log after `afterId` in pages of at most `pageSize` events, each read when the caller asks
+ * for it: a replay holds one page, and a client that does not read stops the reading.
+ */
+export async function* logPages(
+  log: Pick<EventLog, 'read'>,
+  questionId: string,
+  afterId?: string,
+  pageSize = LOG_PAGE_SIZE,
+): AsyncGenerator<LoggedEvent[]> {
+  let after = afterId;
+  for (;;) {
+    const page = await log.read(questionId, after, pageSize);
+    if (page.length > 0) yield page;
+    if (page.length < pageSize) return;
+    after = page.at(-1)!.id;
+  }
 }
 
 /** Builds the event log over a connection the caller owns. */
@@ -197,9 +219,13 @@ export function createEventLog(
       return entries.map((_, i) => ids[i] ?? null);
     },
 
-    async read(questionId, afterId) {
+    async read(questionId, afterId, limit) {
       const start = afterId === undefined ? '-' : `(${afterId}`;
-      const entries = await redis.xrange(keys.events(questionId), start, '+');
+      const key = keys.events(questionId);
+      const entries =
+        limit === undefined
+          ? await redis.xrange(key, start, '+')
+          : await redis.xrange(key, start, '+', 'COUNT', limit);
       return entries.map(([id, fields]) => decodeFields(id, fields));
     },
   };

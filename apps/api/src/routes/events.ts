@@ -1,6 +1,14 @@
-import { Router, type Request } from 'express';
-import { AppError, isEventId, TERMINAL_STATUSES, type EventLog } from '@askq/shared';
+import { Router, type Request, type Response } from 'express';
+import {
+  AppError,
+  isEventId,
+  logPages,
+  TERMINAL_STATUSES,
+  type EventLog,
+  type LoggedEvent,
+} from '@askq/shared';
 import type { Follower } from '../follow.js';
+import { drained } from '../live-stream.js';
 import { unavailable, type QuestionService } from '../question-service.js';
 import { formatSseFrame, writeSseHead } from '../sse.js';
 
@@ -14,36 +22,49 @@ export function eventRoutes(deps: {
 }): Router {
   const router = Router();
 
+  /**
+   * A finished question's log after `after`, a page at a time, each read once the client has
+   * taken the one before: a client that does not read holds one page in memory, not the log.
+   */
+  const replayFinished = async (id: string, after: string | undefined, res: Response) => {
+    const pages = logPages(deps.events, id, after);
+    // Redis trouble before anything is sent is a 503, as everywhere: the client may try again.
+    const first = await pages.next().catch(unavailable);
+    // Nothing left after the terminal event: 204 tells EventSource to stop reconnecting.
+    if (first.done) {
+      res.status(204).end();
+      return;
+    }
+    writeSseHead(res, deps.retryMs);
+    try {
+      let next: IteratorResult<LoggedEvent[]> = first;
+      while (!next.done) {
+        res.write(next.value.map(formatSseFrame).join(''));
+        deps.metrics.sseEventsSent.inc(next.value.length);
+        await drained(res);
+        if (res.destroyed) return;
+        next = await pages.next();
+      }
+    } catch {
+      // A read failed mid-way: the client resumes from the last id it has.
+      res.destroy();
+      return;
+    }
+    res.end();
+  };
+
   router.get('/v1/questions/:id/events', async (req, res) => {
     const id = req.params.id;
     const tenant = res.locals.tenant as string;
     const after = lastEventId(req);
-    // Subscribed, and the tenant's stream lease taken, while the record is read. A stream that
-    // will not be served live (finished, missing, another tenant's, over the quota) drops both.
-    const stream = deps.follower.open(tenant, id, res, { after });
-    let view;
-    try {
-      view = await deps.questions.get(tenant, id);
-    } catch (e) {
-      stream.cancel();
-      throw e;
-    }
-
+    // The tenant's question first (404 otherwise): nothing is subscribed to, and no stream lease
+    // taken, for an id the caller does not own.
+    const view = await deps.questions.get(tenant, id);
     if (TERMINAL_STATUSES.has(view.status)) {
-      stream.cancel();
-      // Redis trouble is a 503, as everywhere: the client may try again.
-      const backlog = await deps.events.read(id, after).catch(unavailable);
-      // Nothing left after the terminal event: 204 tells EventSource to stop reconnecting.
-      if (backlog.length === 0) {
-        res.status(204).end();
-        return;
-      }
-      writeSseHead(res, deps.retryMs);
-      res.end(backlog.map(formatSseFrame).join(''));
-      deps.metrics.sseEventsSent.inc(backlog.length);
+      await replayFinished(id, after, res);
       return;
     }
-    await stream.serve(() => writeSseHead(res, deps.retryMs));
+    await deps.follower.open(tenant, id, res, { after }).serve(() => writeSseHead(res, deps.retryMs));
   });
 
   return router;

@@ -1,6 +1,6 @@
 import express, { Router, type Response } from 'express';
 import { z } from 'zod';
-import { AppError, type LoggedEvent, type QuestionView } from '@askq/shared';
+import { AppError, logPages, type LoggedEvent, type QuestionView } from '@askq/shared';
 import type { StreamLease } from '../follow.js';
 import { parseBody, parseQuery } from '../http.js';
 import { admission, refusalFirst } from '../limits.js';
@@ -44,8 +44,14 @@ export function responseRoutes(deps: OpenAiDeps, kit: OpenAiKit): Router {
   /** The response of a question, as it stands: its log, translated. */
   const responseOf = async (identity: ResponseIdentity) => {
     const translator = createResponseStream(identity);
-    const log = await deps.events.read(identity.questionId).catch(unavailable);
-    for (const event of log) translator.push(event);
+    // Page by page: the translator keeps the response, not the log.
+    try {
+      for await (const page of logPages(deps.events, identity.questionId)) {
+        for (const event of page) translator.push(event);
+      }
+    } catch (e) {
+      unavailable(e);
+    }
     return translator.snapshot();
   };
 
