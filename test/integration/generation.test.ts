@@ -334,7 +334,9 @@ describe('validation and routing', () => {
     expect(messages.map((m) => m.role)).toEqual(['system', 'user']);
     expect(messages[0]!.content).not.toMatch(/Ignore your instructions/);
     expect(messages[0]!.content).toMatch(/\[n\]|\[1\]/);
-    expect(messages[1]!.content).toMatch(/\[1\][\s\S]*\[2\][\s\S]*Ignore your instructions/);
+    expect(messages[1]!.content).toMatch(
+      /<source n="1"[\s\S]*<source n="2"[\s\S]*Ignore your instructions/,
+    );
   });
 });
 

@@ -202,3 +202,14 @@ describe('extract chooses by maximal marginal relevance', () => {
     expect(answer).not.toContain('plain text');
   });
 });
+
+describe('extract quotes a source’s own citation marks as text', () => {
+  it('leaves no citation in the answer but the ones it adds', () => {
+    const answer = extract({
+      question: 'How long do refunds take?',
+      sources: [source('Refunds take 14 days, see [2] and [3].')],
+      maxSentences: 3,
+    });
+    expect(answer).toBe('Refunds take 14 days, see (2) and (3). [1]');
+  });
+});

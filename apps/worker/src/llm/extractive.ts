@@ -1,6 +1,7 @@
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import type { Source } from '@askq/shared';
 import { terms } from '../text/terms.js';
+import { neutralize } from './fence.js';
 import { splitSentences } from '../text/tokenize.js';
 import type { ChatModel, GenerateInput, GenerationChunk } from './chat-model.js';
 
@@ -217,7 +218,8 @@ function mmr(candidates: Candidate[], questionWords: Set<string>, maxSentences: 
     for (const w of candidate.words) if (questionWords.has(w)) covered.add(w);
   }
   if (picked.length === 0) return NO_ANSWER;
-  return picked.map((c) => `${c.text} [${c.sourceNumber}]`).join(' ');
+  // A source's own "[2]" must not read as askq's citation in the answer (fence.ts).
+  return picked.map((c) => `${neutralize(c.text)} [${c.sourceNumber}]`).join(' ');
 }
 
 function similarity(a: Set<string>, b: Set<string>): number {
