@@ -22,6 +22,11 @@ const StartConfig = z.object({
   WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65_535).default(9464),
   /** Port of the managed Redis; another free port is used when it is taken. */
   MANAGED_REDIS_PORT: z.coerce.number().int().min(1).max(65_535).default(6390),
+  /** `maxmemory` of the managed Redis (a number with kb, mb or gb): a bound, not the host's RAM. */
+  REDIS_MAXMEMORY: z
+    .string()
+    .regex(/^\d+(?:kb|mb|gb)?$/i, 'a size such as 512mb or 2gb')
+    .default('1gb'),
 });
 
 let config: z.infer<typeof StartConfig>;
@@ -54,6 +59,7 @@ async function startRedis(): Promise<string> {
     port,
     dataDir: join(dataDir, 'redis'),
     logFile: join(logDir, 'redis.log'),
+    maxmemory: config.REDIS_MAXMEMORY,
     // A launcher killed outright (SIGKILL) must not leave Redis holding the port for next time.
     dieWithParent: true,
   });

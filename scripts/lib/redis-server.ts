@@ -18,6 +18,8 @@ export interface RedisServerOptions {
   dieWithParent?: boolean;
   /** How often the AOF is fsynced: every second (default) or at every write (`always`). */
   appendfsync?: 'everysec' | 'always';
+  /** Redis's `maxmemory` ("1gb", "512mb"); unset: no limit but the host's. */
+  maxmemory?: string;
 }
 
 /** A running managed redis-server. */
@@ -59,6 +61,9 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     '--appendonly', 'yes',
     '--appendfsync', options.appendfsync ?? 'everysec',
     '--maxmemory-policy', 'noeviction',
+    // With noeviction a full Redis refuses writes (askq answers 503) instead of the host running
+    // out of memory; /readyz and askq_redis_memory_ratio warn before it is full.
+    ...(options.maxmemory ? ['--maxmemory', options.maxmemory] : []),
     '--save', '',
     '--daemonize', 'no',
   ]; // prettier-ignore

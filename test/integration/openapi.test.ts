@@ -68,6 +68,7 @@ describe('the OpenAPI document', () => {
       registry: {} as never,
       metrics: {} as never,
       readiness: {},
+      readyTimeoutMs: 1_000,
       sse: { heartbeatMs: 1, maxBufferBytes: 1, retryMs: 1 },
       bodyLimits: { question: '1kb', documents: '1kb', conversation: '1kb' },
       cache: {} as never,

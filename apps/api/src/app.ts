@@ -47,6 +47,8 @@ export interface AppDeps {
   /** Mounted at /admin (Bull Board); the composition root builds it since it needs the queues. */
   admin?: Router;
   readiness: Record<string, ReadinessCheck>;
+  /** Each readiness probe's bound. */
+  readyTimeoutMs: number;
   sse: EventStreamOptions;
   /**
    * Largest accepted JSON bodies (SPEC 2): 64 KiB for a question, 1 MiB for documents and for
@@ -75,7 +77,13 @@ export function createApp(deps: AppDeps): Express {
   });
   // Probes and metrics answer without a key: orchestrators and Prometheus call them. Admin routes
   // have their own key.
-  app.use(healthRoutes({ checks: deps.readiness, registry: deps.registry }));
+  app.use(
+    healthRoutes({
+      checks: deps.readiness,
+      timeoutMs: deps.readyTimeoutMs,
+      registry: deps.registry,
+    }),
+  );
   app.use(docsRoutes(deps.openapi));
   if (deps.admin) app.use('/admin', deps.admin);
   app.use(cacheClearRoutes(deps.cache, requireAdmin(deps.adminKey, deps.apiKeys.length > 0)));

@@ -62,7 +62,5 @@ export const ApiConfig = BaseConfig.extend({
    * died meanwhile frees the key after this, not after the key's 24 hours.
    */
   IDEMPOTENCY_PENDING_SECONDS: z.coerce.number().int().min(1).default(30),
-  /** Timeout of each readiness probe of Redis and Chroma, in milliseconds. */
-  READY_TIMEOUT_MS: z.coerce.number().int().positive().default(1_000),
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;

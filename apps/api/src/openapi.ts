@@ -291,7 +291,25 @@ export function createOpenApiDocument(options: { version: string }): Json {
           summary: 'Ready: Redis and Chroma reachable',
           operationId: 'readyz',
           security: [],
-          responses: { '200': { description: 'Both reachable' }, ...pick(503) },
+          responses: {
+            '200': {
+              description: 'Both reachable; `warnings` when one nears a limit (Redis memory)',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['status', 'checks'],
+                    properties: {
+                      status: { type: 'string', enum: ['ready'] },
+                      checks: { type: 'object', additionalProperties: { type: 'string' } },
+                      warnings: { type: 'array', items: { type: 'string' } },
+                    },
+                  },
+                },
+              },
+            },
+            ...pick(503),
+          },
         },
       },
       '/metrics': {

@@ -12,7 +12,9 @@ import {
   documentLimits,
   createKeys,
   openRedis,
-  assertRedisVersion,
+  chromaProbe,
+  redisProbe,
+  registerRedisMemoryGauge,
   bindHost,
   openProcessRedis,
   createRegistry,
@@ -89,6 +91,8 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
 
   const registry = createRegistry('api');
   const metrics = createAskqMetrics(registry, [...questionQueues, ingestQueue]);
+  registerRedisMemoryGauge(registry, data);
+  const dataProbe = redisProbe(data, config.REDIS_MEMORY_WARN_RATIO);
   // A question older than twice its time limit cannot still be running: its slot is stale.
   const slots = createTenantSlots(data, keys, { staleMs: 2 * config.JOB_TIMEOUT_MS });
   const answerCache = createAnswerCache(data, keys, { ttlSeconds: config.CACHE_TTL_SECONDS });
@@ -186,15 +190,12 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     adminKey: config.ADMIN_API_KEY,
     readiness: {
       redis: async () => {
-        await Promise.all([redis.ping(), assertRedisVersion(data)]);
+        const [, warning] = await Promise.all([redis.ping(), dataProbe()]);
+        return warning;
       },
-      chroma: async () => {
-        const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {
-          signal: AbortSignal.timeout(config.READY_TIMEOUT_MS),
-        });
-        if (!res.ok) throw new Error(`heartbeat answered ${res.status}`);
-      },
+      chroma: chromaProbe(config.CHROMA_URL),
     },
+    readyTimeoutMs: config.READY_TIMEOUT_MS,
     sse: {
       heartbeatMs: config.SSE_HEARTBEAT_MS,
       maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { Registry } from 'prom-client';
+import { checkReadiness } from '@askq/shared';
 
 /**
  * The worker's own small HTTP server: `/metrics` for Prometheus, `/healthz` (its BullMQ workers
@@ -11,8 +12,10 @@ export async function startMetricsServer(options: {
   host: string;
   registry: Registry;
   healthy: () => boolean;
-  /** Each dependency's probe: resolves when it answers. */
-  readiness: Record<string, () => Promise<void>>;
+  /** Each dependency's probe: resolves (with a warning, if any) when it answers. */
+  readiness: Record<string, (signal: AbortSignal) => Promise<string | void>>;
+  /** Each probe's bound. */
+  readyTimeoutMs: number;
 }): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -27,7 +30,7 @@ export async function startMetricsServer(options: {
         .writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json' })
         .end(JSON.stringify({ status: ok ? 'ok' : 'unhealthy' }));
     } else if (req.method === 'GET' && path === '/readyz') {
-      void ready(options.readiness, options.healthy).then(({ ok, body }) =>
+      void ready(options.readiness, options.healthy, options.readyTimeoutMs).then(({ ok, body }) =>
         res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json' }).end(body),
       );
     } else {
@@ -43,20 +46,19 @@ export async function startMetricsServer(options: {
 }
 
 async function ready(
-  probes: Record<string, () => Promise<void>>,
+  probes: Record<string, (signal: AbortSignal) => Promise<string | void>>,
   healthy: () => boolean,
+  timeoutMs: number,
 ): Promise<{ ok: boolean; body: string }> {
-  const checks: Record<string, string> = { workers: healthy() ? 'ok' : 'down: not running' };
-  await Promise.all(
-    Object.entries(probes).map(async ([name, probe]) => {
-      checks[name] = await probe().then(
-        () => 'ok',
-        (e: unknown) => `down: ${e instanceof Error ? e.message : String(e)}`,
-      );
-    }),
-  );
+  const workers = () => (healthy() ? Promise.resolve() : Promise.reject(new Error('not running')));
+  const { ready: ok, checks, warnings } = await checkReadiness({ workers, ...probes }, timeoutMs);
+  if (ok) {
+    return {
+      ok,
+      body: JSON.stringify({ status: 'ready', checks, ...(warnings.length ? { warnings } : {}) }),
+    };
+  }
   const down = Object.keys(checks).filter((name) => checks[name] !== 'ok');
-  if (down.length === 0) return { ok: true, body: JSON.stringify({ status: 'ready', checks }) };
   const error = {
     code: 'UNAVAILABLE',
     message: `not ready: ${down.join(', ')} unreachable`,

@@ -11,7 +11,9 @@ import {
   createCollectionRegistry,
   createEventLog,
   createKeys,
-  assertRedisVersion,
+  chromaProbe,
+  redisProbe,
+  registerRedisMemoryGauge,
   bindHost,
   openProcessRedis,
   openRedis,
@@ -65,6 +67,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
 
   const metricsRegistry = createRegistry('worker');
   const metrics = createAskqMetrics(metricsRegistry);
+  registerRedisMemoryGauge(metricsRegistry, data);
 
   // CPU-bound work on user content runs on threads, never on this event loop (it renews job locks
   // and serves /healthz): one pool for questions, one for documents, so a large ingestion never
@@ -263,16 +266,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     readiness: {
       // Not ready for work while it drains (it takes no more jobs), though alive.
       jobs: () => (draining ? Promise.reject(new Error('draining')) : Promise.resolve()),
-      redis: async () => {
-        await assertRedisVersion(data);
-      },
-      chroma: async () => {
-        const res = await fetch(new URL('/api/v2/heartbeat', config.CHROMA_URL), {
-          signal: AbortSignal.timeout(2_000),
-        });
-        if (!res.ok) throw new Error(`heartbeat answered ${res.status}`);
-      },
+      redis: redisProbe(data, config.REDIS_MEMORY_WARN_RATIO),
+      chroma: chromaProbe(config.CHROMA_URL),
     },
+    readyTimeoutMs: config.READY_TIMEOUT_MS,
   });
   shutdown.add('metrics server', async () => {
     metricsServer.server.closeAllConnections();

@@ -27,6 +27,13 @@ export const BaseConfig = z.object({
     .default('askq'),
   /** Chroma server. `npm start` sets it to its managed server. */
   CHROMA_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8000'),
+  /** Timeout of each readiness probe of `/readyz` (Redis, Chroma), in milliseconds. */
+  READY_TIMEOUT_MS: z.coerce.number().int().positive().default(1_000),
+  /**
+   * Share of Redis's `maxmemory` at which `/readyz` warns (askq_redis_memory_ratio shows it too):
+   * under noeviction a full Redis refuses every write.
+   */
+  REDIS_MEMORY_WARN_RATIO: z.coerce.number().gt(0).max(1).default(0.9),
   /** How long a finished question, its result and its event log are kept, in seconds. */
   RESULT_TTL_SECONDS: z.coerce.number().int().positive().default(86_400),
   /** Upper bound of one question's event log (approximate trimming). */

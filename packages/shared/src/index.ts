@@ -9,6 +9,7 @@ export * from './question-record.js';
 export * from './question-store.js';
 export * from './redis.js';
 export * from './redis-script.js';
+export * from './readiness.js';
 export * from './shards.js';
 export * from './shutdown.js';
 export * from './jobs.js';

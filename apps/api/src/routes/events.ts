@@ -64,7 +64,9 @@ export function eventRoutes(deps: {
       await replayFinished(id, after, res);
       return;
     }
-    await deps.follower.open(tenant, id, res, { after }).serve(() => writeSseHead(res, deps.retryMs));
+    await deps.follower
+      .open(tenant, id, res, { after })
+      .serve(() => writeSseHead(res, deps.retryMs));
   });
 
   return router;

@@ -1,13 +1,14 @@
 import { Router } from 'express';
 import type { Registry } from 'prom-client';
-import { AppError } from '@askq/shared';
+import { AppError, checkReadiness } from '@askq/shared';
 
-/** Probes one dependency; resolves with "ok" or throws. */
-export type ReadinessCheck = () => Promise<void>;
+/** Probes one dependency: resolves (with a warning, if any) when it answers, else throws. */
+export type ReadinessCheck = (signal: AbortSignal) => Promise<string | void>;
 
 /** `/healthz` (the process is alive), `/readyz` (its dependencies answer), `/metrics`. */
 export function healthRoutes(deps: {
   checks: Record<string, ReadinessCheck>;
+  timeoutMs: number;
   registry: Registry;
 }): Router {
   const router = Router();
@@ -17,25 +18,15 @@ export function healthRoutes(deps: {
   });
 
   router.get('/readyz', async (_req, res) => {
-    const entries = await Promise.all(
-      Object.entries(deps.checks).map(async ([name, check]) => {
-        try {
-          await check();
-          return [name, 'ok'] as const;
-        } catch (e) {
-          return [name, `down: ${e instanceof Error ? e.message : String(e)}`] as const;
-        }
-      }),
-    );
-    const checks = Object.fromEntries(entries);
-    const down = entries.filter(([, state]) => state !== 'ok').map(([name]) => name);
-    if (down.length > 0) {
+    const { ready, checks, warnings } = await checkReadiness(deps.checks, deps.timeoutMs);
+    if (!ready) {
+      const down = Object.keys(checks).filter((name) => checks[name] !== 'ok');
       throw new AppError('UNAVAILABLE', `not ready: ${down.join(', ')} unreachable`, {
         details: checks,
         retryAfterSeconds: 1,
       });
     }
-    res.json({ status: 'ready', checks });
+    res.json({ status: 'ready', checks, ...(warnings.length > 0 ? { warnings } : {}) });
   });
 
   router.get('/metrics', async (_req, res) => {
