@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { createCollectionRegistry, createKeys, type CollectionRegistry } from '@askq/shared';
+import {
+  createCollectionRegistry,
+  createKeys,
+  TOMBSTONE_KEEP_MS,
+  type CollectionRegistry,
+} from '@askq/shared';
 
 // The ordering rules behind "the last change accepted wins", against a real Redis.
 let redis: Redis;
 let registry: CollectionRegistry;
+const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
 
 beforeAll(() => {
   redis = new Redis(inject('redisUrl'));
-  registry = createCollectionRegistry(redis, createKeys(`t${randomUUID().slice(0, 8)}`), {
+  registry = createCollectionRegistry(redis, keys, {
     ttlMs: 5_000,
     waitMs: 5_000,
   });
@@ -83,4 +89,30 @@ it('runs the work of one collection one at a time under its lock', async () => {
     registry.withLock('t', 'y', () => Promise.resolve('nested')),
   );
   expect(await a).toBe('nested');
+});
+
+it('keeps a deleted document’s tombstone while an older ingestion could arrive, then prunes it', async () => {
+  await registry.claim('t', 'tombs', { name: 'hash', dimension: 8 });
+  const seq = await registry.reserveSeqs('t', 'tombs', 4);
+  await registry.applyDocument('t', 'tombs', 'gone', seq, 3);
+  await registry.applyDocument('t', 'tombs', 'gone', seq + 1, null);
+  const tombstones = keys.collectionTombstones('t', 'tombs');
+  expect(await redis.zrange(tombstones, '0', '-1')).toEqual(['gone']);
+  // The tombstone refuses the older ingestion arriving late.
+  expect((await registry.applyDocument('t', 'tombs', 'gone', seq, 3)).applied).toBe(false);
+  // Deleted longer ago than TOMBSTONE_KEEP_MS: the next change of the collection prunes it.
+  await redis.zadd(tombstones, String(Date.now() - TOMBSTONE_KEEP_MS - 1_000), 'gone');
+  await registry.applyDocument('t', 'tombs', 'other', seq + 2, 1);
+  expect(await redis.hexists(keys.collectionDocuments('t', 'tombs'), 'gone')).toBe(0);
+  expect(await redis.zcard(tombstones)).toBe(0);
+  // A document sent again after its deletion is live, and no longer a tombstone to prune.
+  await registry.applyDocument('t', 'tombs', 'other', seq + 3, null);
+  await registry.applyDocument(
+    't',
+    'tombs',
+    'other',
+    await registry.reserveSeqs('t', 'tombs', 1),
+    2,
+  );
+  expect(await redis.zcard(tombstones)).toBe(0);
 });

@@ -76,7 +76,9 @@ return redis.call('HMGET', KEYS[1], 'embedder', 'dimension')
 `;
 
 // Counts stay right whatever order retries arrive in: a change older than the applied one is
-// refused, and the counters move by the difference from the previous state.
+// refused, and the counters move by the difference from the previous state. A deletion leaves a
+// tombstone (its seq refuses an older ingestion of the document that arrives later); tombstones
+// older than ARGV[5] ms, when no ingestion can still be pending, are pruned a few per change.
 const APPLY_LUA = `
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
 local prevChunks, prevSeq, prevLive = 0, -1, false
@@ -91,13 +93,22 @@ if seq < prevSeq then
   return {0, tonumber(redis.call('HGET', KEYS[1], 'version') or '0')}
 end
 local chunks = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[5]), 'LIMIT', 0, 32)
+for _, doc in ipairs(stale) do
+  local entry = redis.call('HGET', KEYS[2], doc)
+  if entry and cjson.decode(entry).deleted then redis.call('HDEL', KEYS[2], doc) end
+  redis.call('ZREM', KEYS[3], doc)
+end
 if chunks < 0 then
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({chunks = 0, seq = seq, deleted = true}))
   if prevLive then
     redis.call('HINCRBY', KEYS[1], 'documents', -1)
     redis.call('HINCRBY', KEYS[1], 'chunks', -prevChunks)
   end
 else
+  redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({chunks = chunks, seq = seq}))
   if prevLive then
     redis.call('HINCRBY', KEYS[1], 'chunks', chunks - prevChunks)
@@ -109,6 +120,12 @@ end
 return {1, redis.call('HINCRBY', KEYS[1], 'version', 1)}
 `;
 
+/**
+ * How long a deleted document's tombstone is kept: longer than an ingestion may wait (its record
+ * lives 7 days while pending), so no ingestion older than the deletion can still arrive.
+ */
+export const TOMBSTONE_KEEP_MS = 8 * 86_400_000;
+
 const RELEASE_LUA = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -119,9 +136,12 @@ type Scripts = {
   askqApply(
     meta: string,
     docs: string,
+    tombstones: string,
     id: string,
     seq: number,
     chunks: number,
+    now: number,
+    keepMs: number,
   ): Promise<[number, number]>;
   askqRelease(lock: string, token: string): Promise<number>;
 };
@@ -142,7 +162,7 @@ export function createCollectionRegistry(
 ): CollectionRegistry {
   if (!('askqClaim' in redis)) {
     redis.defineCommand('askqClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
-    redis.defineCommand('askqApply', { numberOfKeys: 2, lua: APPLY_LUA });
+    redis.defineCommand('askqApply', { numberOfKeys: 3, lua: APPLY_LUA });
     redis.defineCommand('askqRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
   }
   const scripts = redis as unknown as Scripts;
@@ -193,9 +213,12 @@ export function createCollectionRegistry(
       const [applied, version] = await scripts.askqApply(
         keys.collection(tenant, name),
         keys.collectionDocuments(tenant, name),
+        keys.collectionTombstones(tenant, name),
         id,
         seq,
         chunks ?? -1,
+        Date.now(),
+        TOMBSTONE_KEEP_MS,
       );
       return { applied: applied === 1, version: Number(version) };
     },

@@ -17,6 +17,8 @@ export interface Keys {
   collectionDocuments(tenant: string, name: string): string;
   /** Lock held while a document's chunks change, so changes to one collection apply in order. */
   collectionLock(tenant: string, name: string): string;
+  /** Sorted set of a collection's deleted documents by deletion time, to prune their tombstones. */
+  collectionTombstones(tenant: string, name: string): string;
   /**
    * A collection's lexical index, in the collection's slot: `postings` (sorted set of
    * "term impact chunkId" members, ordered by term then impact), `chunks` (hash: chunk id ->
@@ -80,6 +82,7 @@ export function createKeys(prefix: string): Keys {
     collection: (tenant, name) => `${prefix}:c:{${tenant}/${name}}`,
     collectionDocuments: (tenant, name) => `${prefix}:c:{${tenant}/${name}}:docs`,
     collectionLock: (tenant, name) => `${prefix}:c:{${tenant}/${name}}:lock`,
+    collectionTombstones: (tenant, name) => `${prefix}:c:{${tenant}/${name}}:tombstones`,
     lexical: (tenant, name) => ({
       postings: `${prefix}:lex:{${tenant}/${name}}:postings`,
       chunks: `${prefix}:lex:{${tenant}/${name}}:chunks`,
