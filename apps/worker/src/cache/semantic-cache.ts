@@ -52,6 +52,8 @@ export interface SemanticCache {
  */
 // Entries a lookup reads back from Chroma before it keeps those in scope.
 const NEAREST = 10;
+// How often a collection's expired entries are looked for, at most (or each TTL, if shorter).
+const CLEANUP_INTERVAL_MS = 60_000;
 
 export function createSemanticCache(options: {
   url: string;
@@ -154,8 +156,9 @@ export function createSemanticCache(options: {
   // Collections found, by name, so a lookup or a store is one HTTP call to Chroma instead of
   // two. One whose call fails is looked up afresh next time.
   const known = new Map<string, Collection>();
-  // The version each collection was last cleaned up to, so the cleanup runs once per version.
-  const cleaned = new Map<string, number>();
+  // When, and to which version, each collection was last cleaned up: once per version, and at
+  // most once a minute for the entries that expired.
+  const cleaned = new Map<string, { version: number; at: number }>();
 
   /** The entries Chroma has nearest to a vector, nearest first; none when it cannot say. */
   const chromaRows = async (name: string, vector: number[]): Promise<QueryRow[]> => {
@@ -197,13 +200,19 @@ export function createSemanticCache(options: {
         ));
       known.set(name, collection);
       await timed(stores(name, { collection, ...entry }));
-      // Entries of older versions can never match again: drop them as the collection moves on,
-      // off the answer's path, once per version and process.
-      if (cleaned.get(name) !== epoch.version) {
-        cleaned.set(name, epoch.version);
-        void timed(collection.delete({ where: { version: { $lt: epoch.version } } })).catch(
-          (e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'),
-        );
+      // Entries of older versions can never match again, nor can expired ones: drop them off
+      // the answer's path, as the collection moves on and at most once a minute per process.
+      const last = cleaned.get(name);
+      const now = Date.now();
+      const interval = Math.min(CLEANUP_INTERVAL_MS, options.ttlSeconds * 1_000);
+      if (!last || last.version !== epoch.version || now - last.at >= interval) {
+        cleaned.set(name, { version: epoch.version, at: now });
+        const expired = now - options.ttlSeconds * 1_000;
+        void timed(
+          collection.delete({
+            where: { $or: [{ version: { $lt: epoch.version } }, { storedAt: { $lt: expired } }] },
+          }),
+        ).catch((e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'));
       }
     } catch (e) {
       known.delete(name);
