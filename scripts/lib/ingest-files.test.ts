@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -356,5 +357,45 @@ describe('ingest', () => {
 
     await expect(attempt).rejects.toBeInstanceOf(IngestAbortedError);
     await expect(attempt).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+});
+
+describe('what the ingester refuses to read', () => {
+  it('skips links out of the folder, FIFOs and devices, and binary files, each with a reason', async () => {
+    const folder = join(dir, 'hostile');
+    await put('hostile/ok.md', '# Fine\n\nA document.');
+    await put('hostile/image.md', new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0x0d]));
+    await put('outside/secret.md', 'Not for the collection.');
+    await symlink(join(dir, 'outside/secret.md'), join(folder, 'leak.md'));
+    await symlink('/dev/zero', join(folder, 'zero.md'));
+    await symlink(join(folder, 'ok.md'), join(folder, 'alias.md'));
+    execFileSync('mkfifo', [join(folder, 'pipe.md')]);
+
+    const { docs, skipped, bad } = await loadDocuments([folder]);
+    expect(docs.map((d) => d.id).sort()).toEqual(['alias', 'ok']);
+    const why = Object.fromEntries(
+      [...skipped, ...bad].map((s) => [s.path.slice(folder.length + 1), s.reason]),
+    );
+    expect(why).toEqual({
+      'leak.md': 'symbolic link out of the folder (not followed)',
+      'zero.md': 'symbolic link out of the folder (not followed)',
+      'pipe.md': 'not a regular file',
+      'image.md': 'binary (holds NUL bytes)',
+    });
+  });
+
+  it('checks the opened file, not the path: a FIFO or a device named directly is not read', async () => {
+    const fifo = join(dir, 'direct.fifo.md');
+    execFileSync('mkfifo', [fifo]);
+    // Opening a FIFO for reading would wait for a writer; this must answer at once.
+    expect(await readDocument(fifo, dir)).toEqual({ problem: 'not a regular file' });
+    expect(await readDocument('/dev/zero', '/dev')).toEqual({ problem: 'not a regular file' });
+  });
+
+  it('reads no more than 1 MiB and a byte of any file', async () => {
+    await put('big.md', 'x'.repeat(1024 * 1024 + 10));
+    expect(await readDocument(join(dir, 'big.md'), dir)).toEqual({
+      problem: 'larger than 1 MiB (too big for one request)',
+    });
   });
 });

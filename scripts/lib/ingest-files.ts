@@ -1,8 +1,9 @@
 // The document ingester behind `npm run ingest`: finds .md/.txt files, turns them into SPEC 2
 // documents, sends them to POST /v1/documents in size-limited batches and follows each ingestion
 // until the worker has chunked and embedded it. Reads no env and never exits: the CLI does that.
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, extname, relative, resolve, sep } from 'node:path';
+import { constants } from 'node:fs';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { toError } from '@askq/shared';
@@ -109,10 +110,18 @@ export async function collectFiles(
       }
       for (const entry of entries) {
         const child = resolve(path, entry.name);
-        // Symlinked folders can loop back on themselves; name them explicitly to include them.
-        if (entry.isSymbolicLink() && (await stat(child).catch(() => undefined))?.isDirectory()) {
-          skipped.push({ path: child, reason: 'symbolic link to a folder (not followed)' });
-          continue;
+        if (entry.isSymbolicLink()) {
+          // A link may point anywhere (~/.ssh, /dev/zero): only what stays in the folder named
+          // is read. Symlinked folders can loop back on themselves; name them to include them.
+          const target = await realpath(child).catch(() => undefined);
+          if (target === undefined || !isInside(target, await realpath(root ?? path))) {
+            skipped.push({ path: child, reason: 'symbolic link out of the folder (not followed)' });
+            continue;
+          }
+          if ((await stat(child).catch(() => undefined))?.isDirectory()) {
+            skipped.push({ path: child, reason: 'symbolic link to a folder (not followed)' });
+            continue;
+          }
         }
         await visit(child, root ?? path);
       }
@@ -136,16 +145,47 @@ export async function collectFiles(
   };
 }
 
+/** Whether `path` is `folder` or lies under it (both resolved). */
+function isInside(path: string, folder: string): boolean {
+  const rel = relative(folder, path);
+  return !isAbsolute(rel) && rel.split(sep)[0] !== '..';
+}
+
+/**
+ * The file's bytes, at most `cap` + 1 of them, or why it is not read. The checks are made on the
+ * opened descriptor, not on the path: a file swapped for a FIFO, a device or a huge file between
+ * the search and the read is still refused (O_NONBLOCK: opening a FIFO does not wait for a
+ * writer). The size is not trusted either: at most `cap` + 1 bytes are read, whatever it says.
+ */
+async function readCapped(file: string, cap: number): Promise<Buffer | string> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) return 'not a regular file';
+    if (info.size > cap) return 'larger than 1 MiB (too big for one request)';
+    const buffer = Buffer.alloc(cap + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > cap) return 'larger than 1 MiB (too big for one request)';
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Reads one file as a document whose id is its path under `root`; or says why it cannot be sent. */
 export async function readDocument(
   file: string,
   root: string,
 ): Promise<{ doc?: Doc; problem?: string }> {
-  // stat first so a stray multi-gigabyte file is never read into memory.
-  const info = await stat(file);
-  if (info.size > MAX_REQUEST_BYTES)
-    return { problem: 'larger than 1 MiB (too big for one request)' };
-  const bytes = await readFile(file);
+  const bytes = await readCapped(file, MAX_REQUEST_BYTES);
+  if (typeof bytes === 'string') return { problem: bytes };
+  // Text has no NUL byte; a file with one is binary (an image or archive named .md, say).
+  if (bytes.includes(0)) return { problem: 'binary (holds NUL bytes)' };
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
