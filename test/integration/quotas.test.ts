@@ -153,6 +153,59 @@ describe('what a tenant stores', () => {
   });
 });
 
+describe('what one collection holds', () => {
+  let askq: TestAskq;
+  beforeAll(async () => {
+    askq = await startAskq({
+      env: { API_KEYS, COLLECTION_MAX_DOCUMENTS: '2', COLLECTION_MAX_CHUNKS: '6' },
+    });
+  });
+  afterAll(async () => {
+    await askq?.stop();
+  });
+
+  const ingest = async (collection: string, documents: Array<{ id: string; text: string }>) => {
+    const res = await askq.post('/v1/documents', { collection, documents }, as(ACME));
+    if (res.status !== 202) return refusal(res);
+    const { ingestionId } = (await res.json()) as { ingestionId: string };
+    return { status: 202, view: await waitForIngestion(askq.url, ingestionId, as(ACME)) };
+  };
+
+  it('refuses documents past COLLECTION_MAX_DOCUMENTS in one collection, not in another', async () => {
+    expect(
+      await ingest('one', [
+        { id: 'a', text: 'Alpha.' },
+        { id: 'b', text: 'Beta.' },
+      ]),
+    ).toMatchObject({ status: 202 });
+    expect(await ingest('one', [{ id: 'c', text: 'Gamma.' }])).toMatchObject({
+      status: 403,
+      body: {
+        error: {
+          code: 'QUOTA_EXCEEDED',
+          message: 'collection one may hold at most 2 documents (COLLECTION_MAX_DOCUMENTS)',
+        },
+      },
+    });
+    // Replacing one is no new document; another collection has its own count.
+    expect(await ingest('one', [{ id: 'b', text: 'Beta, again.' }])).toMatchObject({ status: 202 });
+    expect(await ingest('two', [{ id: 'c', text: 'Gamma.' }])).toMatchObject({ status: 202 });
+  });
+
+  it('refuses chunks past COLLECTION_MAX_CHUNKS', async () => {
+    // About 10 chunks of 800 characters.
+    expect(await ingest('two', [{ id: 'c', text: 'word '.repeat(1_500) }])).toMatchObject({
+      status: 403,
+      body: {
+        error: {
+          code: 'QUOTA_EXCEEDED',
+          message: expect.stringContaining('COLLECTION_MAX_CHUNKS'),
+        },
+      },
+    });
+  });
+});
+
 describe('the allowance of GET requests', () => {
   let askq: TestAskq;
   beforeAll(async () => {

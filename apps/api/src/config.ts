@@ -36,6 +36,10 @@ export const ApiConfig = BaseConfig.extend({
   TENANT_MAX_DOCUMENTS: z.coerce.number().int().positive().default(100_000),
   /** Chunks each tenant may store, all collections together (estimated for new documents). */
   TENANT_MAX_CHUNKS: z.coerce.number().int().positive().default(1_000_000),
+  /** Documents one collection may hold (one collection is one Chroma index). */
+  COLLECTION_MAX_DOCUMENTS: z.coerce.number().int().positive().default(50_000),
+  /** Chunks one collection may hold (estimated from length before the ingestion is queued). */
+  COLLECTION_MAX_CHUNKS: z.coerce.number().int().positive().default(500_000),
   /** Earlier turns (a question and its answer are two) a follow-up question carries at most. */
   CONVERSATION_MAX_TURNS: z.coerce.number().int().min(0).max(100).default(10),
   /** Characters of earlier turns a follow-up question carries at most, all turns together. */

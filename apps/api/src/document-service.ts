@@ -19,11 +19,14 @@ import {
 import { unavailable } from './question-service.js';
 import type { TenantQuotas } from './quotas.js';
 
-/** What one tenant may store, all its collections together. */
+/** What one tenant may store, all its collections together, and in any one of them. */
 export interface StorageQuota {
   maxCollections: number;
   maxDocuments: number;
   maxChunks: number;
+  /** One collection is one Chroma index (and one lexical index): bounded on its own. */
+  maxDocumentsPerCollection: number;
+  maxChunksPerCollection: number;
 }
 
 /** What the API does with documents and collections, free of HTTP. */
@@ -74,6 +77,7 @@ export function createDocumentService(deps: {
     ]).catch(unavailable);
     const exceeded = (what: string, max: number, variable: string) =>
       new AppError('QUOTA_EXCEEDED', `a tenant may store at most ${max} ${what} (${variable})`);
+    const target = collections.find((c) => c.name === request.collection);
     if (
       !collections.some((c) => c.name === request.collection) &&
       collections.length >= deps.storage.maxCollections
@@ -87,12 +91,30 @@ export function createDocumentService(deps: {
       documents += collection.documents;
       chunks += collection.chunks;
     }
+    let inCollection = { documents: target?.documents ?? 0, chunks: target?.chunks ?? 0 };
     for (const doc of request.documents) {
       const before = doc.id === undefined ? undefined : states.get(doc.id);
       // A document sent again replaces its chunks: only the difference counts.
-      if (!before || before.deleted) documents++;
-      else chunks -= before.chunks;
-      chunks += estimatedChunks(doc.text.length, deps.limits);
+      const added = !before || before.deleted ? 1 : 0;
+      const grown = estimatedChunks(doc.text.length, deps.limits) - (added ? 0 : before!.chunks);
+      documents += added;
+      chunks += grown;
+      inCollection = {
+        documents: inCollection.documents + added,
+        chunks: inCollection.chunks + grown,
+      };
+    }
+    const perCollection = (what: string, max: number, variable: string) =>
+      new AppError(
+        'QUOTA_EXCEEDED',
+        `collection ${request.collection} may hold at most ${max} ${what} (${variable})`,
+      );
+    if (inCollection.documents > deps.storage.maxDocumentsPerCollection) {
+      const max = deps.storage.maxDocumentsPerCollection;
+      throw perCollection('documents', max, 'COLLECTION_MAX_DOCUMENTS');
+    }
+    if (inCollection.chunks > deps.storage.maxChunksPerCollection) {
+      throw perCollection('chunks', deps.storage.maxChunksPerCollection, 'COLLECTION_MAX_CHUNKS');
     }
     if (documents > deps.storage.maxDocuments) {
       throw exceeded('documents', deps.storage.maxDocuments, 'TENANT_MAX_DOCUMENTS');

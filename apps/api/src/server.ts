@@ -162,6 +162,8 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
         maxCollections: config.TENANT_MAX_COLLECTIONS,
         maxDocuments: config.TENANT_MAX_DOCUMENTS,
         maxChunks: config.TENANT_MAX_CHUNKS,
+        maxDocumentsPerCollection: config.COLLECTION_MAX_DOCUMENTS,
+        maxChunksPerCollection: config.COLLECTION_MAX_CHUNKS,
       },
       quotas,
     }),
