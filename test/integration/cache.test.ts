@@ -10,7 +10,7 @@ import {
   type QuestionView,
 } from '@askq/shared';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
-import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { createFakeLlm, promptSources, type FakeLlm } from '../support/fake-llm.js';
 import { followEvents, type ReceivedEvent } from '../support/sse-client.js';
 
 // The answer cache must be fast when it hits and never wrong: not across options, negations,
@@ -450,13 +450,7 @@ describe('the semantic guard', () => {
   ];
   beforeAll(async () => {
     // Grounded answers (only those are cached): the first source's text, cited.
-    llm.reply((req) => {
-      const prompt = String(
-        (req.body as { messages: Array<{ content: string }> }).messages.at(-1)?.content,
-      );
-      const first = /\[1\] (?:\([^)]*\) )?(.+?)(?:\n\n\[2\]|\n\nQuestion:)/s.exec(prompt)?.[1];
-      return { text: `${first ?? ANSWER} [1]` };
-    });
+    llm.reply((req) => ({ text: `${promptSources(req)[0]?.text ?? ANSWER} [1]` }));
     expect((await askq.seed(GUARDED, 'guarded')).status).toBe('completed');
   });
   afterAll(() => llm.reply(() => ({ text: ANSWER })));

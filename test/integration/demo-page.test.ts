@@ -5,7 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
-import { createFakeLlm, type FakeLlm, type FakeLlmRequest } from '../support/fake-llm.js';
+import {
+  createFakeLlm,
+  promptSources,
+  type FakeLlm,
+  type FakeLlmRequest,
+} from '../support/fake-llm.js';
 
 // The demo page at GET / (apps/api/public), driven in headless Chromium through the real API.
 // Debian's chromium is used with playwright-core; nothing is downloaded.
@@ -73,7 +78,9 @@ function readingModel(req: FakeLlmRequest): { text: string; chunkDelayMs: number
     return { text: `${followUp[1]} (${first})`, chunkDelayMs: 0 };
   }
   const question = /^Question: (.*)$/m.exec(last)?.[1] ?? '';
-  const [, title = '', text = ''] = /^\[1\] (?:\(([^)]*)\) )?(.*)$/m.exec(last) ?? [];
+  const [first] = promptSources(req);
+  const title = first?.title ?? '';
+  const text = first?.text.replace(/\s+/g, ' ') ?? '';
   // The passage begins with its heading, flattened into the text: no sentence to quote.
   const source = title && text.startsWith(title) ? text.slice(title.length) : text;
   const words = (text: string) => new Set(text.toLowerCase().match(/[a-z]+/g) ?? []);

@@ -1,6 +1,6 @@
 import { ChromaClient } from 'chromadb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { CollectionView, IngestionView, QuestionView } from '@askq/shared';
+import type { CollectionView, IngestionView, QuestionView, Source } from '@askq/shared';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { followEvents } from '../support/sse-client.js';
@@ -319,6 +319,23 @@ describe('embedders', () => {
       expect(questionCalls.map((c) => (c.body as { input: string[] }).input)).toEqual([
         ['Remote document 3?'],
       ]);
+
+      // Retrieval is hybrid with these embeddings too: a word only one chunk holds finds it,
+      // however little its (8-dimension) vector says. The vectors alone rank it anywhere.
+      await remote.seed(
+        [
+          { id: 'z', text: 'Zanzibar exports cloves.' },
+          { id: 'b', text: 'Basalt cools quickly.' },
+          { id: 'm', text: 'Moss grows north.' },
+          { id: 'k', text: 'Kites need wind.' },
+        ],
+        'words',
+      );
+      const found = await followEvents(
+        (await remote.ask('zanzibar', { collection: 'words', topK: 2 })).events,
+      );
+      const { sources } = found.find((e) => e.event === 'sources')!.data as { sources: Source[] };
+      expect(sources.map((s) => s.documentId)).toContain('z');
     } finally {
       await remote.stop();
     }

@@ -79,8 +79,10 @@ it('subscribes to nothing, and reads nothing, for a question of another tenant',
   const from = commands.length;
   const res = await fetch(`${askq.url}${links.events}`, { headers: as('two') });
   expect(res.status).toBe(404);
+  // Letting go of the first question's subscription may land here; taking one may not.
   const touched = commands
     .slice(from)
+    .filter((c) => !/unsubscribe$/i.test(c[0] ?? ''))
     .filter((c) => c.includes(keys.eventsChannel(id)) || c.includes(keys.events(id)));
   expect(touched).toEqual([]);
 });

@@ -333,3 +333,21 @@ function sendError(res: ServerResponse, status: number, message: string): void {
     status === 429 ? 'rate_limit_exceeded' : status === 404 ? 'not_found' : String(status);
   sendJson(res, status, { error: { message, type, code, param: null } });
 }
+
+/** A source as askq's prompt fences it: `<source n="1" title="…">\ntext\n</source>`. */
+export interface PromptSource {
+  n: number;
+  title?: string;
+  text: string;
+}
+
+/** The sources of the last user message of a chat request, in order. */
+export function promptSources(req: FakeLlmRequest): PromptSource[] {
+  const messages = ((req.body as { messages?: Array<{ content: string }> }).messages ?? []).map(
+    (m) => m.content,
+  );
+  const prompt = messages.at(-1) ?? '';
+  return [
+    ...prompt.matchAll(/<source n="(\d+)"(?: title="([^"]*)")?>\n([\s\S]*?)\n<\/source>/g),
+  ].map(([, n, title, text]) => ({ n: Number(n), ...(title ? { title } : {}), text: text ?? '' }));
+}

@@ -23,6 +23,8 @@ describe('loadConfig with BaseConfig', () => {
       QUEUE_SHARDS: 1,
       REDIS_PREFIX: 'askq',
       CHROMA_URL: 'http://127.0.0.1:8000',
+      READY_TIMEOUT_MS: 1_000,
+      REDIS_MEMORY_WARN_RATIO: 0.9,
       RESULT_TTL_SECONDS: 86_400,
       EVENT_LOG_MAX_LEN: 10_000,
       EMBEDDINGS_API_KEY: 'not-needed',
