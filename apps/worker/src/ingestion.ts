@@ -17,6 +17,7 @@ import {
   type IngestDeps,
   type IngestProgress,
 } from './knowledge/ingest.js';
+import { payloadOf } from './job-kit.js';
 
 /**
  * The BullMQ processor of the `ingest` queue: the only code that sees an ingest Job. It records
@@ -34,19 +35,13 @@ export function createIngestProcessor(deps: {
   const { redis, keys, log } = deps;
 
   return async function processIngestion(job: Job): Promise<{ status: IngestionStatus }> {
-    const parsed = JOBS.ingest.schema.safeParse(job.data);
-    if (!parsed.success) {
-      log.error({ jobId: job.id, issues: parsed.error.issues }, 'invalid ingest payload');
-      // Its lease, if the payload says enough to find it, goes with it.
-      const data = job.data as { tenant?: unknown; ingestionId?: unknown } | undefined;
+    // Its lease, if the payload says enough to find it, goes with it.
+    const payload = await payloadOf(job, JOBS.ingest.schema, log, 'ingest', async (raw) => {
+      const data = raw as { tenant?: unknown; ingestionId?: unknown } | undefined;
       if (typeof data?.tenant === 'string' && typeof data.ingestionId === 'string') {
-        await deps.leases
-          .release(keys.tenantIngestions(data.tenant), data.ingestionId)
-          .catch(() => undefined);
+        await deps.leases.release(keys.tenantIngestions(data.tenant), data.ingestionId);
       }
-      throw new UnrecoverableError('invalid ingest payload');
-    }
-    const payload = parsed.data;
+    });
     const key = keys.ingestion(payload.ingestionId);
     const leaseKey = keys.tenantIngestions(payload.tenant);
     // Renewed as it starts and as it progresses: a long backlog or a long ingestion keeps its

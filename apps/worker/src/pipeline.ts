@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import {
   JOBS,
   TERMINAL_STATUSES,
@@ -16,6 +16,7 @@ import { createAnswering, type AnsweringDeps, type AnsweringSettings } from './a
 import { createAttempt } from './attempt.js';
 import { createEventSink } from './event-sink.js';
 import { createFinishing } from './finishing.js';
+import { payloadOf } from './job-kit.js';
 
 /** Settings of the pipeline. */
 export interface PipelineSettings extends AnsweringSettings {
@@ -55,12 +56,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
     _token?: string,
     signal?: AbortSignal,
   ): Promise<{ status: QuestionStatus }> {
-    const parsed = JOBS.question.schema.safeParse(job.data);
-    if (!parsed.success) {
-      log.error({ jobId: job.id, issues: parsed.error.issues }, 'invalid question payload');
-      throw new UnrecoverableError('invalid question payload');
-    }
-    const q = parsed.data;
+    const q = await payloadOf(job, JOBS.question.schema, log, 'question');
     // Everything the attempt needs to know first, sent together (the connection auto-pipelines:
     // one round trip per Redis node; on a cluster these keys live in different slots).
     const [record, generation, collectionHash] = await Promise.all([

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import {
   createAnswerCache,
   createCapacityReporter,
@@ -37,6 +37,7 @@ import type { Embedder } from './embeddings/embedder.js';
 import { createHashEmbedder } from './embeddings/hash-embedder.js';
 import { createOpenAiEmbedder } from './embeddings/openai-embedder.js';
 import { createIngestProcessor } from './ingestion.js';
+import { closeWorker, openWorker } from './job-kit.js';
 import { createQuestionSweep } from './question-sweep.js';
 import type { IngestDeps } from './knowledge/ingest.js';
 import { createChromaStore } from './knowledge/chroma-store.js';
@@ -286,26 +287,29 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     jobKey: (id) => `${shards[shardOf(id, shards.length)]!.prefix}:${JOBS.question.queue}:${id}`,
   });
   for (const shard of shards) {
-    const worker = new Worker(JOBS.question.queue, timedProcessor, {
-      connection: redis,
-      prefix: shard.prefix,
-      concurrency: concurrency[shard.index]!,
-      // BullMQ renews a job's lock every lockDuration / 2 while it runs, so a long LLM call never
-      // looks stalled; a killed worker's jobs are taken back after the lock lapses and the next
-      // stalled check: seconds, not BullMQ's default minute.
-      lockDuration: config.WORKER_LOCK_MS,
-      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
-      maxStalledCount: 2,
-      settings: {
-        backoffStrategy: createBackoff({
-          baseMs: config.RETRY_BASE_DELAY_MS,
-          maxMs: config.RETRY_MAX_DELAY_MS,
-          jitter: 0.5,
-        }),
+    const worker = openWorker(
+      JOBS.question.queue,
+      timedProcessor,
+      {
+        connection: redis,
+        prefix: shard.prefix,
+        concurrency: concurrency[shard.index]!,
+        // BullMQ renews a job's lock every lockDuration / 2 while it runs, so a long LLM call never
+        // looks stalled; a killed worker's jobs are taken back after the lock lapses and the next
+        // stalled check: seconds, not BullMQ's default minute.
+        lockDuration: config.WORKER_LOCK_MS,
+        stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+        maxStalledCount: 2,
+        settings: {
+          backoffStrategy: createBackoff({
+            baseMs: config.RETRY_BASE_DELAY_MS,
+            maxMs: config.RETRY_MAX_DELAY_MS,
+            jitter: 0.5,
+          }),
+        },
       },
-    });
-    worker.on('error', (e: unknown) =>
-      log.warn({ err: toError(e), shard: shard.index }, 'worker error'),
+      log,
+      { shard: shard.index },
     );
     worker.on('failed', (job, e) => void sweep.onFailed(job, e));
     questionWorkers.push(worker);
@@ -331,18 +335,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const sweepTimer = setInterval(() => void sweepQuestions(), config.ORPHAN_SWEEP_INTERVAL_MS);
   sweepTimer.unref();
 
-  // close() waits for active jobs without a deadline: bound it, then hand the jobs back.
-  const closeWorker = async (w: Worker) => {
-    const timer = new Promise<'timeout'>((resolve) =>
-      setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS * 0.8).unref(),
-    );
-    if ((await Promise.race([w.close(), timer])) === 'timeout') {
-      log.warn({ queue: w.name }, 'active jobs did not finish in time; handing them back');
-      await w.close(true);
-    }
-  };
-
-  const ingestWorker = new Worker(
+  const ingestWorker = openWorker(
     JOBS.ingest.queue,
     createIngestProcessor({
       redis: data,
@@ -353,13 +346,15 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       leases: createLeases(data),
     }),
     { connection: redis, prefix: keys.queuePrefix, concurrency: config.INGEST_CONCURRENCY },
+    log,
   );
-  ingestWorker.on('error', (e: unknown) => log.warn({ err: toError(e) }, 'ingest worker error'));
   bullWorkers.push(...questionWorkers, ingestWorker);
   // Stop taking jobs and let the active ones finish (bounded): the first step of a shutdown.
   shutdown.add('bullmq workers', () => {
     draining = true;
-    return Promise.all(bullWorkers.map(closeWorker));
+    return Promise.all(
+      bullWorkers.map((w) => closeWorker(w, config.SHUTDOWN_TIMEOUT_MS * 0.8, log)),
+    );
   });
   // Announced at once, so the API counts this worker's slots from its start; withdrawn first at
   // shutdown, so the API stops counting on them while the worker drains.
