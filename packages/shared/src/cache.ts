@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import type { QuestionResult } from './question.js';
+import { defineScript } from './redis-script.js';
 
 /** What makes two questions the same question for the cache (SPEC 6). */
 export interface CacheIdentity {
@@ -125,14 +126,15 @@ export function createAnswerCache(
   keys: Keys,
   options: { ttlSeconds: number },
 ): AnswerCache {
-  if (!('askqReleaseInFlight' in redis)) {
-    redis.defineCommand('askqReleaseInFlight', { numberOfKeys: 1, lua: RELEASE_LUA });
-    redis.defineCommand('askqReplaceInFlight', { numberOfKeys: 1, lua: REPLACE_LUA });
-  }
-  const scripts = redis as unknown as {
-    askqReleaseInFlight(key: string, id: string): Promise<number>;
-    askqReplaceInFlight(key: string, stale: string, id: string, ttlMs: number): Promise<unknown>;
-  };
+  const releaseInFlight = defineScript<[id: string], number>(redis, 'askqReleaseInFlight', {
+    keys: 1,
+    lua: RELEASE_LUA,
+  });
+  const replaceInFlight = defineScript<[stale: string, id: string, ttlMs: number], unknown>(
+    redis,
+    'askqReplaceInFlight',
+    { keys: 1, lua: REPLACE_LUA },
+  );
 
   const epochOf = (generation: string | null, version: string | null): CacheEpoch => ({
     generation: Number(generation ?? 0),
@@ -202,11 +204,11 @@ export function createAnswerCache(
     },
 
     async replaceInFlight(key, staleOwner, questionId, ttlMs) {
-      await scripts.askqReplaceInFlight(key, staleOwner, questionId, ttlMs);
+      await replaceInFlight([key], [staleOwner, questionId, ttlMs]);
     },
 
     async releaseInFlight(key, questionId) {
-      await scripts.askqReleaseInFlight(key, questionId);
+      await releaseInFlight([key], [questionId]);
     },
 
     async recordLookup(tenant, layer, hit) {

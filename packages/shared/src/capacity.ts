@@ -1,5 +1,6 @@
 import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
+import { defineScript } from './redis-script.js';
 
 /**
  * What the worker fleet can do, as every API process reads it from Redis: how many questions the
@@ -41,17 +42,18 @@ ${NOW}
 return { now, redis.call('HGETALL', KEYS[1]) }
 `;
 
-type CapacityScripts = {
-  askqCapacityBeat(key: string, id: string, entry: string, ttlMs: number): Promise<number>;
-  askqCapacityRead(key: string): Promise<[number, string[]]>;
-};
-
-function scriptsOf(redis: RedisClient): CapacityScripts {
-  if (!('askqCapacityBeat' in redis)) {
-    redis.defineCommand('askqCapacityBeat', { numberOfKeys: 1, lua: BEAT_LUA });
-    redis.defineCommand('askqCapacityRead', { numberOfKeys: 1, lua: READ_LUA });
-  }
-  return redis as unknown as CapacityScripts;
+function scriptsOf(redis: RedisClient) {
+  return {
+    beat: defineScript<[id: string, entry: string, ttlMs: number], number>(
+      redis,
+      'askqCapacityBeat',
+      { keys: 1, lua: BEAT_LUA },
+    ),
+    read: defineScript<[], [number, string[]]>(redis, 'askqCapacityRead', {
+      keys: 1,
+      lua: READ_LUA,
+    }),
+  };
 }
 
 // A mean over roughly the last 20 attempts: it follows load changes within seconds.
@@ -81,11 +83,9 @@ export function createCapacityReporter(
     const entry: Omit<WorkerEntry, 'at'> = { slots: options.slots };
     if (serviceMs !== undefined) entry.serviceMs = Math.round(serviceMs);
     // The hash expires if every worker stops beating: its size is bounded by the live workers.
-    await scripts.askqCapacityBeat(
-      keys.workerCapacity,
-      options.workerId,
-      JSON.stringify(entry),
-      options.intervalMs * STALE_HEARTBEATS * 10,
+    await scripts.beat(
+      [keys.workerCapacity],
+      [options.workerId, JSON.stringify(entry), options.intervalMs * STALE_HEARTBEATS * 10],
     );
   };
   const timer = setInterval(() => {
@@ -113,7 +113,7 @@ export async function readCapacity(
   keys: Keys,
   intervalMs: number,
 ): Promise<FleetCapacity> {
-  const [now, flat] = await scriptsOf(redis).askqCapacityRead(keys.workerCapacity);
+  const [now, flat] = await scriptsOf(redis).read([keys.workerCapacity], []);
   const oldest = Number(now) - intervalMs * STALE_HEARTBEATS;
   let slots = 0;
   let timedSlots = 0;

@@ -4,6 +4,7 @@ import type { RedisClient } from './redis.js';
 import type { CollectionView } from './documents.js';
 import { AppError } from './errors.js';
 import type { Keys } from './keys.js';
+import { defineScript } from './redis-script.js';
 
 /** The bookkeeping of one collection, kept in Redis beside its vectors in Chroma. */
 export interface CollectionState {
@@ -131,21 +132,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
-type Scripts = {
-  askqClaim(meta: string, embedder: string, dimension: number): Promise<[string, string]>;
-  askqApply(
-    meta: string,
-    docs: string,
-    tombstones: string,
-    id: string,
-    seq: number,
-    chunks: number,
-    now: number,
-    keepMs: number,
-  ): Promise<[number, number]>;
-  askqRelease(lock: string, token: string): Promise<number>;
-};
-
 /** Options of the collection lock. */
 export interface LockOptions {
   /** How long a lock lives if its holder dies without releasing it. */
@@ -160,12 +146,20 @@ export function createCollectionRegistry(
   keys: Keys,
   lock: LockOptions = { ttlMs: 60_000, waitMs: 30_000 },
 ): CollectionRegistry {
-  if (!('askqClaim' in redis)) {
-    redis.defineCommand('askqClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
-    redis.defineCommand('askqApply', { numberOfKeys: 3, lua: APPLY_LUA });
-    redis.defineCommand('askqRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
-  }
-  const scripts = redis as unknown as Scripts;
+  const claimScript = defineScript<[embedder: string, dimension: number], [string, string]>(
+    redis,
+    'askqClaim',
+    { keys: 1, lua: CLAIM_LUA },
+  );
+  // Keys: the collection, its documents, its tombstones.
+  const applyScript = defineScript<
+    [id: string, seq: number, chunks: number, now: number, keepMs: number],
+    [number, number]
+  >(redis, 'askqApply', { keys: 3, lua: APPLY_LUA });
+  const releaseScript = defineScript<[token: string], number>(redis, 'askqRelease', {
+    keys: 1,
+    lua: RELEASE_LUA,
+  });
 
   const describe = async (tenant: string, name: string) =>
     toCollectionState(await redis.hgetall(keys.collection(tenant, name)));
@@ -183,10 +177,9 @@ export function createCollectionRegistry(
     },
 
     async claim(tenant, name, embedder) {
-      const [claimed, dimension] = await scripts.askqClaim(
-        keys.collection(tenant, name),
-        embedder.name,
-        embedder.dimension,
+      const [claimed, dimension] = await claimScript(
+        [keys.collection(tenant, name)],
+        [embedder.name, embedder.dimension],
       );
       // A separate key (another cluster slot): listing is best effort, the hash is the truth.
       await redis.sadd(keys.tenantCollections(tenant), name);
@@ -210,15 +203,13 @@ export function createCollectionRegistry(
     },
 
     async applyDocument(tenant, name, id, seq, chunks) {
-      const [applied, version] = await scripts.askqApply(
-        keys.collection(tenant, name),
-        keys.collectionDocuments(tenant, name),
-        keys.collectionTombstones(tenant, name),
-        id,
-        seq,
-        chunks ?? -1,
-        Date.now(),
-        TOMBSTONE_KEEP_MS,
+      const [applied, version] = await applyScript(
+        [
+          keys.collection(tenant, name),
+          keys.collectionDocuments(tenant, name),
+          keys.collectionTombstones(tenant, name),
+        ],
+        [id, seq, chunks ?? -1, Date.now(), TOMBSTONE_KEEP_MS],
       );
       return { applied: applied === 1, version: Number(version) };
     },
@@ -241,7 +232,7 @@ export function createCollectionRegistry(
       try {
         return await work();
       } finally {
-        await scripts.askqRelease(key, token);
+        await releaseScript([key], [token]);
       }
     },
   };

@@ -1,6 +1,7 @@
 import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import type { PublicError, QuestionResult, Source } from './question.js';
+import { defineScript } from './redis-script.js';
 
 /** The three timed stages of the pipeline. */
 export type StageName = 'retrieval' | 'generation' | 'validation';
@@ -116,15 +117,6 @@ end
 return results
 `;
 
-type AppendCommand = (
-  events: string,
-  record: string,
-  channel: string,
-  maxLen: number,
-  attempt: number,
-  ...perEvent: Array<string | number>
-) => Promise<Array<string | null>>;
-
 /** Options of one append. */
 export interface AppendOptions {
   /** Record fields written in the same step as the event. */
@@ -182,10 +174,13 @@ export function createEventLog(
   keys: Keys,
   options: { maxLen: number; ttlSeconds: number },
 ): EventLog {
-  if (!('askqAppend' in redis)) {
-    redis.defineCommand('askqAppend', { numberOfKeys: 2, lua: APPEND_LUA });
-  }
-  const appendCommand = (redis as unknown as { askqAppend: AppendCommand }).askqAppend.bind(redis);
+  // Keys: the event log, the question's record. Args: the channel, the log's bound, the attempt,
+  // then each event's fields.
+  const appendCommand = defineScript<Array<string | number>, Array<string | null>>(
+    redis,
+    'askqAppend',
+    { keys: 2, lua: APPEND_LUA },
+  );
   const appendAll = (
     questionId: string,
     entries: Array<{ event: AskEvent; options?: AppendOptions }>,
@@ -198,13 +193,14 @@ export function createEventLog(
       return [event.event, JSON.stringify(event.data), ttl, fields.length / 2, ...fields];
     });
     return appendCommand(
-      keys.events(questionId),
-      keys.question(questionId),
-      keys.eventsChannel(questionId),
-      options.maxLen,
-      // One writer per call: the first entry's attempt speaks for all.
-      entries[0]?.options?.attempt ?? 0,
-      ...perEvent,
+      [keys.events(questionId), keys.question(questionId)],
+      [
+        keys.eventsChannel(questionId),
+        options.maxLen,
+        // One writer per call: the first entry's attempt speaks for all.
+        entries[0]?.options?.attempt ?? 0,
+        ...perEvent,
+      ],
     );
   };
 

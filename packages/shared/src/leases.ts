@@ -1,4 +1,5 @@
 import type { RedisClient } from './redis.js';
+import { defineScript } from './redis-script.js';
 
 /**
  * "At most N at once", shared by every process: a sorted set of lease ids by expiry. A lease is
@@ -43,24 +44,23 @@ end
 return 1
 `;
 
-type LeaseScripts = {
-  askqLeaseAcquire(key: string, max: number, id: string, ttl: number): Promise<number>;
-  askqLeaseRenew(key: string, id: string, ttl: number): Promise<number>;
-};
-
 /** Builds the lease sets over a connection the caller owns. */
 export function createLeases(redis: RedisClient): Leases {
-  if (!('askqLeaseAcquire' in redis)) {
-    redis.defineCommand('askqLeaseAcquire', { numberOfKeys: 1, lua: ACQUIRE_LUA });
-    redis.defineCommand('askqLeaseRenew', { numberOfKeys: 1, lua: RENEW_LUA });
-  }
-  const scripts = redis as unknown as LeaseScripts;
+  const acquireScript = defineScript<[max: number, id: string, ttlMs: number], number>(
+    redis,
+    'askqLeaseAcquire',
+    { keys: 1, lua: ACQUIRE_LUA },
+  );
+  const renewScript = defineScript<[id: string, ttlMs: number], number>(redis, 'askqLeaseRenew', {
+    keys: 1,
+    lua: RENEW_LUA,
+  });
   return {
     async acquire(key, id, max, ttlMs) {
-      return (await scripts.askqLeaseAcquire(key, max, id, ttlMs)) === 1;
+      return (await acquireScript([key], [max, id, ttlMs])) === 1;
     },
     async renew(key, id, ttlMs) {
-      await scripts.askqLeaseRenew(key, id, ttlMs);
+      await renewScript([key], [id, ttlMs]);
     },
     async release(key, id) {
       await redis.zrem(key, id);

@@ -9,6 +9,7 @@ import { TERMINAL_STATUSES } from './question.js';
 import type { QuestionRecordFields } from './question-record.js';
 import type { RedisClient } from './redis.js';
 import type { TenantSlots } from './tenant-slots.js';
+import { defineScript } from './redis-script.js';
 
 /** How a question ends. */
 export type Outcome =
@@ -148,12 +149,10 @@ export function createQuestionStore(
   options: QuestionStoreOptions,
 ): QuestionStore {
   const { redis, keys, events, metrics, log } = deps;
-  if (!('askqRequestCancel' in redis)) {
-    redis.defineCommand('askqRequestCancel', { numberOfKeys: 1, lua: REQUEST_CANCEL_LUA });
-  }
-  const requestCancelScript = (
-    redis as unknown as { askqRequestCancel(key: string): Promise<number> }
-  ).askqRequestCancel.bind(redis);
+  const requestCancelScript = defineScript<[], number>(redis, 'askqRequestCancel', {
+    keys: 1,
+    lua: REQUEST_CANCEL_LUA,
+  });
 
   const fieldsOf = (
     tenant: string,
@@ -260,7 +259,7 @@ export function createQuestionStore(
     },
 
     async requestCancel(id) {
-      const answer = await requestCancelScript(keys.question(id));
+      const answer = await requestCancelScript([keys.question(id)], []);
       return answer === 1 ? 'detached' : answer === -1 ? 'missing' : 'requested';
     },
 

@@ -1,5 +1,6 @@
 import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
+import { defineScript } from './redis-script.js';
 
 /**
  * How many questions each tenant has queued or running (SPEC 7's in-flight limit), shared by every
@@ -27,31 +28,17 @@ export function createTenantSlots(
   keys: Keys,
   options: { staleMs: number },
 ): TenantSlots {
-  if (!('askqAdmit' in redis))
-    redis.defineCommand('askqAdmit', { numberOfKeys: 1, lua: ADMIT_LUA });
-  const admit = (
-    redis as unknown as {
-      askqAdmit(
-        key: string,
-        stale: number,
-        max: number,
-        now: number,
-        id: string,
-        ttl: number,
-      ): Promise<number>;
-    }
-  ).askqAdmit.bind(redis);
+  const admit = defineScript<
+    [staleBefore: number, max: number, now: number, id: string, ttlMs: number],
+    number
+  >(redis, 'askqAdmit', { keys: 1, lua: ADMIT_LUA });
   return {
     async admit(tenant, questionId, max) {
       const now = Date.now();
       return (
         (await admit(
-          keys.tenantSlots(tenant),
-          now - options.staleMs,
-          max,
-          now,
-          questionId,
-          options.staleMs,
+          [keys.tenantSlots(tenant)],
+          [now - options.staleMs, max, now, questionId, options.staleMs],
         )) === 1
       );
     },
