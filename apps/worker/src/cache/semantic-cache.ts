@@ -71,26 +71,10 @@ export function createSemanticCache(options: {
   /** Called with the size of each request to Chroma, as it is sent. */
   onBatch?: (operation: 'cache_lookup' | 'cache_store', size: number) => void;
 }): SemanticCache {
-  const client = chromaClientFor(options.url);
+  // Each request is aborted after timeoutMs, not left running once the cache gave up on it.
+  const client = chromaClientFor(options.url, { timeoutMs: options.timeoutMs });
   const nameOf = (identity: CacheIdentity) =>
     `${options.prefix}.qcache.${identity.tenant}.${identity.collection}`;
-
-  const timed = async <T>(work: Promise<T>): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        work,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error('semantic cache timed out')),
-            options.timeoutMs,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
 
   /**
    * What an entry's metadata must hold to answer: the same epoch, options and conversation, as
@@ -164,7 +148,7 @@ export function createSemanticCache(options: {
   const chromaRows = async (name: string, vector: number[]): Promise<QueryRow[]> => {
     let collection = known.get(name);
     try {
-      collection ??= await timed(client.getCollection({ name }));
+      collection ??= await client.getCollection({ name });
       known.set(name, collection);
     } catch (e) {
       if (!(e instanceof ChromaNotFoundError)) {
@@ -174,7 +158,7 @@ export function createSemanticCache(options: {
     }
     try {
       // One request for all the concurrent lookups of a collection, whatever their scope.
-      return await timed(lookups(name, { collection, vector }));
+      return await lookups(name, { collection, vector });
     } catch (e) {
       known.delete(name);
       options.log.warn({ err: e }, 'semantic cache lookup failed');
@@ -191,15 +175,13 @@ export function createSemanticCache(options: {
     try {
       const collection =
         known.get(name) ??
-        (await timed(
-          client.getOrCreateCollection({
-            name,
-            embeddingFunction: null,
-            configuration: { hnsw: { space: 'cosine' } },
-          }),
-        ));
+        (await client.getOrCreateCollection({
+          name,
+          embeddingFunction: null,
+          configuration: { hnsw: { space: 'cosine' } },
+        }));
       known.set(name, collection);
-      await timed(stores(name, { collection, ...entry }));
+      await stores(name, { collection, ...entry });
       // Entries of older versions can never match again, nor can expired ones: drop them off
       // the answer's path, as the collection moves on and at most once a minute per process.
       const last = cleaned.get(name);
@@ -208,11 +190,11 @@ export function createSemanticCache(options: {
       if (!last || last.version !== epoch.version || now - last.at >= interval) {
         cleaned.set(name, { version: epoch.version, at: now });
         const expired = now - options.ttlSeconds * 1_000;
-        void timed(
-          collection.delete({
+        void collection
+          .delete({
             where: { $or: [{ version: { $lt: epoch.version } }, { storedAt: { $lt: expired } }] },
-          }),
-        ).catch((e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'));
+          })
+          .catch((e: unknown) => options.log.debug({ err: e }, 'semantic cache cleanup failed'));
       }
     } catch (e) {
       known.delete(name);

@@ -38,8 +38,17 @@ export interface VectorStore {
   deleteChunks(ref: CollectionRef, documentId: string, fromIndex: number): Promise<void>;
 }
 
-/** A Chroma client for a server URL such as http://127.0.0.1:8000. */
-export function chromaClientFor(serverUrl: string): ChromaClient {
+/**
+ * A Chroma client for a server URL such as http://127.0.0.1:8000. With `timeoutMs`, every request
+ * it makes carries a timeout signal, so a request to a hung server is aborted, not left running
+ * after its caller gave up: the chromadb client takes no signal per call, but its HTTP client
+ * runs request interceptors (the client's `apiClient`, shared with its collections). Were that to
+ * change, requests would only go back to being bounded by their callers' waits.
+ */
+export function chromaClientFor(
+  serverUrl: string,
+  options: { timeoutMs?: number } = {},
+): ChromaClient {
   const url = new URL(serverUrl);
   const client = new ChromaClient({
     host: url.hostname,
@@ -57,7 +66,22 @@ export function chromaClientFor(serverUrl: string): ChromaClient {
   // arrays they cost 4 ms for the hash embedder's sparse vectors (30 ms for dense ones, still
   // less), and the server takes either.
   client.supportsBase64Encoding = () => Promise.resolve(false);
+  const { timeoutMs } = options;
+  if (timeoutMs !== undefined) {
+    const api = (client as unknown as { apiClient?: RequestInterceptors }).apiClient;
+    api?.interceptors?.request?.use(
+      (request) =>
+        new Request(request, {
+          signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]),
+        }),
+    );
+  }
   return client;
+}
+
+/** The part of the chromadb client's HTTP client that adds the timeout. */
+interface RequestInterceptors {
+  interceptors?: { request?: { use(fn: (request: Request) => Request): unknown } };
 }
 
 /**
@@ -76,27 +100,25 @@ export function createChromaStore(options: {
   /** Most chunks written in one request: a large document goes in several bounded ones. */
   writeBatch?: number;
 }): VectorStore {
-  const client = chromaClientFor(options.url);
+  // Each request is aborted after timeoutMs (the client has none, and a hung server would hang
+  // the job).
+  const client = chromaClientFor(options.url, { timeoutMs: options.timeoutMs });
   const nameOf = (ref: CollectionRef) => `${options.prefix}.${ref.tenant}.${ref.collection}`;
 
+  /** Chroma's failures as askq's: retryable, with what was being done. */
   const timed = async <T>(what: string, work: Promise<T>): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`chroma ${what} timed out after ${options.timeoutMs} ms`)),
-        options.timeoutMs,
-      );
-    });
+    const started = performance.now();
     try {
-      return await Promise.race([work, timeout]);
+      return await work;
     } catch (e) {
       if (e instanceof AppError) throw e;
-      throw new AppError('RETRIEVAL_FAILED', `the vector store failed during ${what}`, {
+      // The chromadb client reports an aborted request as a failed connection, cause dropped.
+      const late = performance.now() - started >= options.timeoutMs;
+      const timedOut = late ? ` (no answer within ${options.timeoutMs} ms)` : '';
+      throw new AppError('RETRIEVAL_FAILED', `the vector store failed during ${what}${timedOut}`, {
         cause: e,
         retryable: true,
       });
-    } finally {
-      clearTimeout(timer);
     }
   };
 
