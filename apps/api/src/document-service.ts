@@ -16,7 +16,7 @@ import {
   type Keys,
   type Logger,
 } from '@askq/shared';
-import { unavailable } from './question-service.js';
+import { unavailable } from './unavailable.js';
 import type { TenantQuotas } from './quotas.js';
 
 /** What one tenant may store, all its collections together, and in any one of them. */

@@ -11,7 +11,7 @@ import {
 import type { EventHub } from './event-hub.js';
 import { createLiveStream } from './live-stream.js';
 import type { TenantQuotas } from './quotas.js';
-import { unavailable } from './question-service.js';
+import { unavailable } from './unavailable.js';
 import type { SseRegistry } from './sse.js';
 
 /** Options of every question stream. */

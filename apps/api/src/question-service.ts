@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
+import { lastEpochs } from './epoch-guess.js';
+import { toUnavailable, unavailable } from './unavailable.js';
+import { createFollowUps } from './follow-ups.js';
 import type { Admission, LoadShedder } from './load-shedding.js';
 import type { RedisClient } from '@askq/shared';
 import {
@@ -11,16 +14,13 @@ import {
   toError,
   toPublicError,
   toQuestionView,
-  boundHistory,
   contextOf,
   type AnswerCache,
   type TenantSlots,
   type AskRequest,
   type HistoryLimits,
   type ResolvedAsk,
-  type Turn,
   type CachedAnswer,
-  type CacheEpoch,
   type CacheIdentity,
   type QuestionResult,
   type AskqMetrics,
@@ -223,42 +223,13 @@ export function createQuestionService(deps: {
     return { kind: 'coalesced', view };
   };
 
-  /**
-   * The earlier turns a question carries: those the client sent, or those of the question it
-   * follows up (its own turns, its text and its answer), bounded either way.
-   */
-  const resolve = async (tenant: string, asked: AskRequest): Promise<ResolvedAsk> => {
-    const { history = [], ...request } = asked;
-    if (!request.previousQuestionId) {
-      return history.length > 0
-        ? { ...request, history: boundHistory(history, deps.history) }
-        : request;
-    }
-    // One read gives both the view and the turns stored with it.
-    const { view: previous, stored } = await read(tenant, request.previousQuestionId);
-    if (previous.status !== 'completed' || !previous.result) {
-      throw new AppError(
-        'CONFLICT',
-        `question ${previous.id} is ${previous.status}: only a completed question can be followed up`,
-      );
-    }
-    const earlier = parseTurns(stored.history);
-    // Turns sent as well follow the earlier question's answer (as the Responses API appends
-    // `input` messages to what `previous_response_id` names).
-    const chain = [
-      ...earlier,
-      { role: 'user' as const, content: previous.question },
-      { role: 'assistant' as const, content: previous.result.answer },
-      ...history,
-    ];
-    return { ...request, history: boundHistory(chain, deps.history) };
-  };
+  const followUps = createFollowUps({ read, bounds: deps.history });
 
   return {
     async ask(tenant, asked, admitted = Promise.resolve()) {
       let request: ResolvedAsk;
       try {
-        request = await resolve(tenant, asked);
+        request = await followUps.resolve(tenant, asked);
       } catch (e) {
         // A refused request is told so first, as for any other bad request.
         await admitted;
@@ -409,31 +380,6 @@ export function createQuestionService(deps: {
   }
 }
 
-/** The last cache epoch seen per tenant and collection, a guess that is checked before it is used. */
-function lastEpochs() {
-  const seen = new Map<string, CacheEpoch>();
-  const nameOf = (identity: CacheIdentity) => `${identity.tenant}\n${identity.collection}`;
-  return {
-    last: (identity: CacheIdentity) => seen.get(nameOf(identity)),
-    remember(identity: CacheIdentity, epoch: CacheEpoch) {
-      // Bounded: forgetting only costs the next question of a collection one round trip.
-      if (seen.size >= 10_000) seen.clear();
-      seen.set(nameOf(identity), epoch);
-    },
-  };
-}
-
-/** The turns stored with a record; a damaged value counts as none rather than failing the ask. */
-function parseTurns(json: string | undefined): Turn[] {
-  if (!json) return [];
-  try {
-    const turns = JSON.parse(json) as unknown;
-    return Array.isArray(turns) ? (turns as Turn[]) : [];
-  } catch {
-    return [];
-  }
-}
-
 function viewOf(id: string, record: QuestionRecordFields): QuestionView {
   const view = toQuestionView(id, record);
   if (!view) throw new AppError('INTERNAL', 'question record is incomplete');
@@ -442,16 +388,4 @@ function viewOf(id: string, record: QuestionRecordFields): QuestionView {
 
 function notFound(id: string): AppError {
   return new AppError('NOT_FOUND', `question ${id} not found`);
-}
-
-/** Maps a Redis failure to 503 UNAVAILABLE; AppErrors pass through. */
-export function unavailable(e: unknown): never {
-  throw e instanceof AppError ? e : toUnavailable(e);
-}
-
-function toUnavailable(e: unknown): AppError {
-  return new AppError('UNAVAILABLE', 'the queue is unavailable, try again shortly', {
-    cause: e,
-    retryAfterSeconds: 1,
-  });
 }

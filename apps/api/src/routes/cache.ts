@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import type { AnswerCache } from '@askq/shared';
-import { unavailable } from '../question-service.js';
+import { unavailable } from '../unavailable.js';
 
 /** `GET /v1/cache/stats`: the tenant's own cache. */
 export function cacheStatsRoutes(cache: AnswerCache): Router {

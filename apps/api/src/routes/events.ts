@@ -9,7 +9,8 @@ import {
 } from '@askq/shared';
 import type { Follower } from '../follow.js';
 import { drained } from '../live-stream.js';
-import { unavailable, type QuestionService } from '../question-service.js';
+import type { QuestionService } from '../question-service.js';
+import { unavailable } from '../unavailable.js';
 import { formatSseFrame, writeSseHead } from '../sse.js';
 
 /** `GET /v1/questions/{id}/events`: the question's event log, replayed and then live (SPEC 3). */

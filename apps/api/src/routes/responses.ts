@@ -20,7 +20,7 @@ import {
   responseFrame,
   type ResponseIdentity,
 } from '../openai/response-stream.js';
-import { unavailable } from '../question-service.js';
+import { unavailable } from '../unavailable.js';
 import { writeSseHead } from '../sse.js';
 
 const ResponseQuery = z.looseObject({
