@@ -1,10 +1,13 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
+import { isCI } from '../support/ci.js';
 import {
   createFakeLlm,
   promptSources,
@@ -18,11 +21,15 @@ import {
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const SKIP_REASON =
-  !HAVE_CHROMIUM && process.env.CI !== 'true'
+  !HAVE_CHROMIUM && !isCI()
     ? `${CHROMIUM} is not installed (apt-get install chromium); under CI=true this fails instead`
     : undefined;
 
-const DOCS_DIR = fileURLToPath(new URL('../../docs/', import.meta.url));
+// The README's screenshots are rewritten only when asked (UPDATE_SCREENSHOTS=1); otherwise they
+// go to a folder of this run, so a test run leaves the tracked files alone.
+const DOCS_DIR = process.env.UPDATE_SCREENSHOTS
+  ? fileURLToPath(new URL('../../docs/', import.meta.url))
+  : `${mkdtempSync(join(tmpdir(), 'askq-screens-'))}/`;
 const SCREENSHOT = `${DOCS_DIR}demo-page.png`;
 const SCREENSHOT_PHONE = `${DOCS_DIR}demo-page-phone.png`;
 

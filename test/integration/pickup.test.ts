@@ -12,16 +12,24 @@ afterAll(async () => {
   await askq?.stop();
 });
 
-// Reports (does not assert) how long a question waits between POST and a worker starting it.
-// BullMQ workers block on Redis, so this should be a few milliseconds. See bench/ for the harness.
-it('reports the pickup time from POST to the worker starting the question', async () => {
+// How long a question waits between POST and a worker starting it. BullMQ workers block on Redis
+// (no polling), so this is a few milliseconds; bench/pickup.ts measures it against the raw parts.
+// Timings are not asserted here: what is asserted is that the figure is recorded for every
+// question, and is what it says, the time from its creation to its start.
+it('records each question’s pickup, from its creation to a worker starting it', async () => {
   const waits: number[] = [];
   for (let i = 0; i < 20; i++) {
     const { id, events } = await askq.ask(`Pickup probe ${i}?`, { collection: 'pickup' });
     await followEvents(events);
     const view = (await (await fetch(`${askq.url}/v1/questions/${id}`)).json()) as QuestionView;
     expect(view.status).toBe('completed');
-    waits.push(view.result!.timings.queueMs);
+    const { queueMs, totalMs } = view.result!.timings;
+    expect(Number.isInteger(queueMs) && queueMs >= 0).toBe(true);
+    expect(queueMs).toBeLessThanOrEqual(totalMs);
+    // Creation and start are whole milliseconds in the view; the timing is their difference.
+    const between = Date.parse(view.startedAt!) - Date.parse(view.createdAt);
+    expect(Math.abs(queueMs - between)).toBeLessThanOrEqual(1);
+    waits.push(queueMs);
   }
   waits.sort((a, b) => a - b);
   const pick = (q: number) => waits[Math.min(waits.length - 1, Math.floor(q * waits.length))];

@@ -27,6 +27,7 @@ export interface TestAskq {
    * lines come from both); the caller stops it.
    */
   addWorker(env?: Record<string, string>): Promise<RunningWorker>;
+  /** Stops the worker, then the API; rejects when either did not release everything in time. */
   stop(): Promise<void>;
 }
 
@@ -133,9 +134,15 @@ export async function startAskq(
       const { ingestionId } = (await res.json()) as { ingestionId: string };
       return waitForIngestion(url, ingestionId);
     },
+    // Fails the caller's afterAll (so its file) when a process could not release what it held
+    // within its shutdown deadline: connections, threads, streams left open are a defect.
     async stop() {
-      await worker?.stop('test finished');
-      await api.stop('test finished');
+      const workerClean = (await worker?.stop('test finished')) ?? true;
+      const apiClean = await api.stop('test finished');
+      const unclean = [...(workerClean ? [] : ['worker']), ...(apiClean ? [] : ['api'])];
+      if (unclean.length > 0) {
+        throw new Error(`askq did not shut down cleanly: ${unclean.join(', ')}`);
+      }
     },
   };
 }

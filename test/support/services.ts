@@ -5,6 +5,7 @@ import { startChromaServer } from '../../scripts/lib/chroma-server.js';
 import { freePort } from '../../scripts/lib/free-port.js';
 import type { ManagedProcess } from '../../scripts/lib/managed-process.js';
 import { findOnPath, startRedisServer } from '../../scripts/lib/redis-server.js';
+import { isCI } from './ci.js';
 
 /** Redis and Chroma for integration tests. */
 export interface TestServices {
@@ -94,8 +95,7 @@ export async function startTestServices(
 export async function testServicesSkipReason(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string | undefined> {
-  const ci = env.CI !== undefined && !['', '0', 'false'].includes(env.CI.toLowerCase());
-  if (ci || nonEmpty(env.TEST_REDIS_URL) !== undefined) return undefined;
+  if (isCI(env) || nonEmpty(env.TEST_REDIS_URL) !== undefined) return undefined;
   if ((await findOnPath('redis-server', env.PATH)) !== undefined) return undefined;
   return 'redis-server is not on PATH and TEST_REDIS_URL is unset';
 }
