@@ -2,6 +2,7 @@
 // two cores with what it measures, and fetch (undici, web streams) cost it about twice as much CPU
 // per question; a lean client leaves that CPU to askq and keeps its own time out of the figures.
 import { Agent, request } from 'node:http';
+import { createEventParser } from '../scripts/lib/event-stream.js';
 
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1_024 });
 
@@ -37,7 +38,8 @@ export function send(method: string, url: string, json?: unknown): Promise<Reply
 
 /**
  * Reads an event stream, calling `onEvent` with each event and the time its bytes arrived, until
- * `isLast(event)`; then closes the stream. Resolves with that last event's name.
+ * `isLast(event)`; then closes the stream. Resolves with that last event's name. The frames are
+ * read by askq's event-stream parser (scripts/lib/event-stream.ts), over node:http.
  */
 export function followStream(
   url: string,
@@ -51,28 +53,23 @@ export function followStream(
         reject(new Error(`no stream from ${url}: ${res.statusCode}`));
         return;
       }
-      let buffer = '';
       let done = false;
+      let at = 0;
+      const parser = createEventParser(({ event, data }) => {
+        if (done) return;
+        onEvent(event, data, at);
+        if (isLast(event)) {
+          done = true;
+          // The server ends a finished question's stream; its connection is then reused.
+          res.resume();
+          resolve(event);
+        }
+      });
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         if (done) return;
-        const at = performance.now();
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(frame)?.[1];
-          if (!event) continue;
-          onEvent(event, /^data: (.*)$/m.exec(frame)?.[1] ?? '', at);
-          if (isLast(event)) {
-            done = true;
-            // The server ends a finished question's stream; its connection is then reused.
-            res.resume();
-            resolve(event);
-            return;
-          }
-        }
+        at = performance.now();
+        parser.feed(chunk);
       });
       res.on('end', () => {
         if (!done) reject(new Error(`stream ${url} ended without a terminal event`));

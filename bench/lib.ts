@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startChromaServer } from '../scripts/lib/chroma-server.js';
+import { TERMINAL_EVENTS } from '../scripts/lib/event-stream.js';
 import { freePort } from '../scripts/lib/free-port.js';
 import { spawnManaged, waitFor, type ManagedProcess } from '../scripts/lib/managed-process.js';
 import { startRedisServer } from '../scripts/lib/redis-server.js';
@@ -160,13 +161,11 @@ export async function startBenchProcesses(
 
 /**
  * Follows a question's event stream until a terminal event; calls `onEvent` with each event and
- * the time it arrived. Lighter than an EventSource for thousands of questions.
+ * the time it arrived. node:http, lighter than fetch for thousands of questions.
  */
 export function followUntilDone(
   url: string,
   onEvent: (event: string, data: string, at: number) => void = () => undefined,
 ): Promise<string> {
-  return followStream(url, onEvent, (event) => TERMINAL.has(event));
+  return followStream(url, onEvent, (event) => TERMINAL_EVENTS.has(event));
 }
-
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);

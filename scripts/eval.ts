@@ -15,7 +15,7 @@ import {
   type EvalValues,
 } from './lib/eval/command.js';
 import { startLocalAskq, type LocalAskq } from './lib/eval/local-askq.js';
-import { ingest } from './lib/ingest-files.js';
+import { ingest } from './lib/ingest-send.js';
 
 const root = resolve(import.meta.dirname, '..');
 const fixtures = join(root, 'test/fixtures/quality');

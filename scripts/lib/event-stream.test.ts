@@ -2,53 +2,58 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createSseParser,
+  createEventParser,
   EventStreamError,
   followEvents,
-  type SseMessage,
+  type RawEvent,
   type StreamEvent,
 } from './event-stream.js';
 
-describe('createSseParser', () => {
-  const parse = (chunks: string[]): SseMessage[] => {
-    const messages: SseMessage[] = [];
-    const parser = createSseParser((m) => messages.push(m));
-    for (const chunk of chunks) parser.push(chunk);
-    return messages;
+describe('createEventParser', () => {
+  const parse = (chunks: string[], lastId?: string): RawEvent[] => {
+    const events: RawEvent[] = [];
+    const parser = createEventParser((e) => events.push(e), lastId);
+    for (const chunk of chunks) parser.feed(chunk);
+    return events;
   };
 
   it('reads LF, CRLF and CR line ends, also when a CRLF is split across chunks', () => {
-    const messages = parse([
+    const events = parse([
       'id: 1\nevent: a\ndata: {"n":1}\n\n',
       'id: 2\r\nevent: b\r\ndata: x\r',
       '\n\r',
       '\nid: 3\revent: c\rdata: y\r\r',
+      // A CR that ends a chunk may be half a CRLF: the message goes once the next byte came.
+      ': ping\n',
     ]);
-    expect(messages).toEqual([
-      { id: '1', event: 'a', data: '{"n":1}' },
-      { id: '2', event: 'b', data: 'x' },
-      { id: '3', event: 'c', data: 'y' },
+    expect(events).toEqual([
+      { id: '1', hasId: true, event: 'a', data: '{"n":1}' },
+      { id: '2', hasId: true, event: 'b', data: 'x' },
+      { id: '3', hasId: true, event: 'c', data: 'y' },
     ]);
   });
 
   it('joins data lines, ignores comments, retry and unknown fields, and skips empty messages', () => {
-    const messages = parse([
-      'retry: 2000\n\n',
-      ': ping\n\n',
-      'id: 7\nevent: token\nfoo: bar\ndata: first\ndata:second\ndata\n\n',
-      'event: lonely\n\n',
-      'data: no type\n\n',
-    ]);
-    expect(messages).toEqual([
-      { id: '7', event: 'token', data: 'first\nsecond\n' },
-      // The id persists across messages, as the spec says; the event type does not.
-      { id: '7', event: 'message', data: 'no type' },
+    const events = parse(
+      [
+        'retry: 2000\n\n',
+        ': ping\n\n',
+        'id: 7\nevent: token\nfoo: bar\ndata: first\ndata:second\ndata\n\n',
+        'event: lonely\n\n',
+        'data: no type\n\n',
+      ],
+      '6',
+    );
+    expect(events).toEqual([
+      { id: '7', hasId: true, event: 'token', data: 'first\nsecond\n' },
+      // The id persists across messages, as in EventSource; the event type does not.
+      { id: '7', hasId: false, event: 'message', data: 'no type' },
     ]);
   });
 
   it('dispatches nothing for a message cut off before its blank line', () => {
     expect(parse(['event: a\ndata: 1\n\nevent: b\nda', 'ta: 2\n'])).toEqual([
-      { id: '', event: 'a', data: '1' },
+      { id: '', hasId: false, event: 'a', data: '1' },
     ]);
   });
 });
@@ -185,8 +190,12 @@ describe('followEvents', () => {
         res.writeHead(204).end();
       }
     };
-    const { outcome } = follow();
-    await expect(outcome).rejects.toMatchObject({ reason: 'no-terminal' });
+    const { events, outcome } = follow();
+    await expect(outcome).rejects.toMatchObject({ reason: 'no-terminal', status: 204 });
+    // 204 is the end: no reconnect after it.
+    expect(requests).toHaveLength(2);
+    expect(requests[1]!.headers['last-event-id']).toBe('1-0');
+    expect(events.map((e) => e.id)).toEqual(['1-0']);
   });
 
   it('fails at once on 404 and 401 with the server error', async () => {
@@ -200,9 +209,26 @@ describe('followEvents', () => {
     await expect(missing).rejects.toBeInstanceOf(EventStreamError);
     await expect(missing).rejects.toMatchObject({ reason: 'not-found', status: 404 });
     await expect(missing).rejects.toThrow(/NOT_FOUND: nope/);
+    await expect(missing).rejects.toMatchObject({
+      body: { error: { code: 'NOT_FOUND', message: 'nope' } },
+    });
     handler = answer(401, 'UNAUTHORIZED');
     await expect(follow().outcome).rejects.toMatchObject({ reason: 'unauthorized', status: 401 });
-    expect(requests).toHaveLength(2);
+    handler = answer(410, 'GONE');
+    const gone = follow().outcome;
+    await expect(gone).rejects.toMatchObject({ reason: 'http', status: 410 });
+    await expect(gone).rejects.toThrow(/answered GONE: nope/);
+    // None of them is retried.
+    expect(requests).toHaveLength(3);
+  });
+
+  it('refuses a 200 that is not an event stream', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"completed"}');
+    };
+    await expect(follow().outcome).rejects.toMatchObject({ reason: 'http', status: 200 });
+    expect(requests).toHaveLength(1);
   });
 
   it('gives up after maxRetries failed connections in a row', async () => {
@@ -222,5 +248,29 @@ describe('followEvents', () => {
     const { events, outcome } = follow({ signal: controller.signal });
     await expect(outcome).rejects.toThrow('user left');
     expect(events.length).toBeLessThanOrEqual(1);
+  });
+
+  it('stops waiting for a reconnect when the caller aborts', async () => {
+    const controller = new AbortController();
+    handler = (_req, res) => res.socket?.destroy();
+    const { outcome } = follow({
+      signal: controller.signal,
+      retryDelayMs: 60_000,
+      onReconnect: () => controller.abort(new Error('user left')),
+    });
+    await expect(outcome).rejects.toThrow('user left');
+    expect(requests).toHaveLength(1);
+  });
+
+  it('gives up with a timeout error after timeoutMs, however the stream goes', async () => {
+    handler = (_req, res) => {
+      head(res);
+      res.write(log[0]);
+    };
+    const started = performance.now();
+    const { events, outcome } = follow({ timeoutMs: 200 });
+    await expect(outcome).rejects.toMatchObject({ reason: 'timeout' });
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(events.map((e) => e.event)).toEqual(['status']);
   });
 });

@@ -1,41 +1,94 @@
-// A Server-Sent Events client for askq's question streams (SPEC 3), over fetch so it can send
-// Authorization (EventSource cannot), that resumes with Last-Event-ID after a dropped connection.
-// Reads no env and never exits: the CLI does that.
+// askq's one Server-Sent Events client for Node: the CLI, `askq eval`, the tests and the benches
+// read question streams (SPEC 3) with it. The wire format is read by eventsource-parser, the
+// parser inside the `eventsource` package; around it sits what EventSource does not do for
+// askq's clients: headers on every (re)connect (Authorization), a 5xx/429 or a silent connection
+// resumed with Last-Event-ID like a dropped one, a bounded number of reconnects, HTTP errors with
+// their status and askq's error body, a timeout. Reads no env and never exits: callers do that.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createParser } from 'eventsource-parser';
 import { toError } from '@askq/shared';
+import { apiErrorOf, networkReason } from './http.js';
 
-/** One dispatched SSE event; `data` is parsed JSON, or the raw text when it is not JSON. */
+/** One event of the stream; `data` is parsed JSON (askq's events), or the raw text otherwise. */
 export interface StreamEvent {
   id: string;
   event: string;
   data: unknown;
 }
 
-/** How a question's stream ended. */
+/** An event as the parser reads it, `data` still text. */
+export interface RawEvent {
+  /** The last id seen on the stream, like EventSource's `lastEventId` ('' before any). */
+  id: string;
+  /** Whether this event carried an `id:` of its own. */
+  hasId: boolean;
+  event: string;
+  data: string;
+}
+
+/** How a question's stream ended: its terminal event. */
 export type StreamOutcome = 'completed' | 'failed' | 'cancelled';
+
+/** The events after which askq ends a question's stream. */
+export const TERMINAL_EVENTS: ReadonlySet<string> = new Set<StreamOutcome>([
+  'completed',
+  'failed',
+  'cancelled',
+]);
+
+const isTerminal = (event: string): event is StreamOutcome => TERMINAL_EVENTS.has(event);
+
+/**
+ * An incremental reader of the SSE wire format (WHATWG HTML, "event stream interpretation"), for
+ * any transport: feed it text as it arrives. Comments and `retry:` are skipped; `lastId` is the
+ * id a resumed stream starts from.
+ */
+export function createEventParser(
+  onEvent: (event: RawEvent) => void,
+  lastId = '',
+): { feed(text: string): void } {
+  const parser = createParser({
+    onEvent: (message) => {
+      if (message.id !== undefined) lastId = message.id;
+      onEvent({
+        id: lastId,
+        hasId: message.id !== undefined,
+        event: message.event || 'message',
+        data: message.data,
+      });
+    },
+  });
+  return { feed: (text) => parser.feed(text) };
+}
 
 /** Options of `followEvents()`. */
 export interface FollowOptions {
   url: string;
   /** Sent with every (re)connect, e.g. Authorization. */
   headers?: Record<string, string>;
+  /** Each event once, in order; a throw ends following with that error. */
   onEvent: (event: StreamEvent) => void;
   /** Called before each reconnect, after the backoff has been chosen. */
   onReconnect?: (info: { attempt: number; lastEventId: string | undefined; error: Error }) => void;
   fetch?: typeof fetch;
-  /** Reconnects in a row without receiving an event before giving up. */
+  /** Reconnects in a row without receiving an event before giving up (default 5). */
   maxRetries?: number;
-  /** First backoff in milliseconds; doubles with each failed reconnect in a row. */
+  /** First backoff in milliseconds (default 250); doubles with each failed reconnect in a row. */
   retryDelayMs?: number;
+  /** The longest backoff (default: no bound). */
+  maxRetryDelayMs?: number;
   /** Milliseconds without a byte (askq pings every 15 s) after which the connection counts as lost. */
   idleTimeoutMs?: number;
+  /** Gives up after this long in all (an AbortSignal.timeout): EventStreamError 'timeout'. */
+  timeoutMs?: number;
+  /** Aborting stops following: the promise rejects with the signal's reason. */
   signal?: AbortSignal;
 }
 
 /** Following cannot go on: the question is unknown, the key is refused, or the stream is lost. */
 export class EventStreamError extends Error {
   constructor(
-    readonly reason: 'not-found' | 'unauthorized' | 'http' | 'lost' | 'no-terminal',
+    readonly reason: 'not-found' | 'unauthorized' | 'http' | 'lost' | 'no-terminal' | 'timeout',
     message: string,
     options?: { cause?: unknown; status?: number; body?: unknown },
   ) {
@@ -49,84 +102,39 @@ export class EventStreamError extends Error {
   readonly body: unknown;
 }
 
-const TERMINAL = new Set<string>(['completed', 'failed', 'cancelled']);
-
-/** An SSE message as the parser sees it, before `data` is parsed. */
-export interface SseMessage {
-  /** The last `id:` seen on this connection ('' when none). */
-  id: string;
-  event: string;
-  data: string;
-}
-
-/**
- * An incremental parser of the SSE wire format (WHATWG HTML, "event stream interpretation"): lines
- * end in CRLF, LF or CR, `data:` lines join with LF, comments and `retry:` are ignored, and a
- * message without data is not dispatched.
- */
-export function createSseParser(onMessage: (message: SseMessage) => void): {
-  push(text: string): void;
-} {
-  let rest = '';
-  // A CR that ended the previous chunk may be the first half of a CRLF split across chunks.
-  let skipLeadingLf = false;
-  let lastId = '';
-  let type = '';
-  let data: string[] = [];
-
-  const line = (text: string) => {
-    if (text === '') {
-      if (data.length > 0)
-        onMessage({ id: lastId, event: type || 'message', data: data.join('\n') });
-      type = '';
-      data = [];
-      return;
-    }
-    if (text.startsWith(':')) return;
-    const colon = text.indexOf(':');
-    const field = colon === -1 ? text : text.slice(0, colon);
-    let value = colon === -1 ? '' : text.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') data.push(value);
-    else if (field === 'event') type = value;
-    else if (field === 'id' && !value.includes('\0')) lastId = value;
-  };
-
-  return {
-    push(text) {
-      if (skipLeadingLf && text.length > 0) {
-        if (text.startsWith('\n')) text = text.slice(1);
-        skipLeadingLf = false;
-      }
-      const buffer = rest + text;
-      let start = 0;
-      for (let i = 0; i < buffer.length; i++) {
-        const c = buffer.charCodeAt(i);
-        if (c !== 10 && c !== 13) continue;
-        line(buffer.slice(start, i));
-        if (c === 13) {
-          if (i + 1 === buffer.length) skipLeadingLf = true;
-          else if (buffer.charCodeAt(i + 1) === 10) i++;
-        }
-        start = i + 1;
-      }
-      rest = buffer.slice(start);
-    },
-  };
-}
-
 /**
  * Follows an event stream until a terminal event (`completed`, `failed`, `cancelled`) and returns
  * its name. A dropped connection (a network error, silence past `idleTimeoutMs`, a 5xx/429, or the
  * body ending before a terminal event) is resumed with `Last-Event-ID` after a backoff; an event
- * id already seen is never passed on twice. 204 means the stream has nothing more to send.
+ * id already seen is never passed on twice. 204 ends the stream: the server has nothing more, so
+ * without a terminal event first it is EventStreamError 'no-terminal'.
  */
 export async function followEvents(options: FollowOptions): Promise<StreamOutcome> {
-  const { url, onEvent, signal } = options;
+  const timeout =
+    options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
+  const signals = [options.signal, timeout].filter((s) => s !== undefined);
+  const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+  try {
+    return await follow(options, signal);
+  } catch (e) {
+    options.signal?.throwIfAborted();
+    if (timeout?.aborted) {
+      throw new EventStreamError(
+        'timeout',
+        `no terminal event from ${options.url} within ${options.timeoutMs} ms`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+async function follow(options: FollowOptions, signal: AbortSignal | undefined) {
+  const { url, onEvent } = options;
   const { maxRetries = 5, retryDelayMs = 250, idleTimeoutMs = 45_000 } = options;
+  const maxRetryDelayMs = options.maxRetryDelayMs ?? Infinity;
   const doFetch = options.fetch ?? fetch;
   let lastEventId: string | undefined;
-  let outcome: StreamOutcome | undefined;
   const seen = new Set<string>();
   let failures = 0;
 
@@ -153,7 +161,6 @@ export async function followEvents(options: FollowOptions): Promise<StreamOutcom
       resetIdle();
       const response = await doFetch(url, { headers, signal: connectionSignal });
       if (response.status === 204) {
-        if (outcome) return outcome;
         throw new EventStreamError(
           'no-terminal',
           `${url} has no more events (204) but no terminal event was seen`,
@@ -163,9 +170,19 @@ export async function followEvents(options: FollowOptions): Promise<StreamOutcom
       if (response.status !== 200 || !response.body) {
         problem = await httpProblem(url, response);
       } else {
-        const parser = createSseParser((message) => {
+        const type = response.headers.get('content-type') ?? '';
+        if (!type.startsWith('text/event-stream')) {
+          await response.body.cancel().catch(() => undefined);
+          throw new EventStreamError(
+            'http',
+            `${url} answered ${type || 'no content type'}, not an event stream`,
+            { status: 200 },
+          );
+        }
+        let outcome: StreamOutcome | undefined;
+        const parser = createEventParser((message) => {
           if (outcome || callbackError) return;
-          if (message.id !== '') {
+          if (message.hasId) {
             if (seen.has(message.id)) return;
             seen.add(message.id);
             lastEventId = message.id;
@@ -176,8 +193,8 @@ export async function followEvents(options: FollowOptions): Promise<StreamOutcom
           } catch (e) {
             callbackError = toError(e);
           }
-          if (TERMINAL.has(message.event)) outcome = message.event as StreamOutcome;
-        });
+          if (isTerminal(message.event)) outcome = message.event;
+        }, lastEventId);
         const decoder = new TextDecoder();
         // undici types the body as ReadableStream<any>; fetch bodies are bytes.
         const reader = (response.body as ReadableStream<Uint8Array>).getReader();
@@ -186,7 +203,7 @@ export async function followEvents(options: FollowOptions): Promise<StreamOutcom
             const { done, value } = await reader.read();
             if (done) break;
             resetIdle();
-            parser.push(decoder.decode(value, { stream: true }));
+            parser.feed(decoder.decode(value, { stream: true }));
             if (outcome || callbackError) break;
           }
         } finally {
@@ -215,7 +232,8 @@ export async function followEvents(options: FollowOptions): Promise<StreamOutcom
       );
     }
     options.onReconnect?.({ attempt: failures, lastEventId, error: problem });
-    await sleep(retryDelayMs * 2 ** (failures - 1), undefined, { signal });
+    const delay = Math.min(retryDelayMs * 2 ** (failures - 1), maxRetryDelayMs);
+    await sleep(delay, undefined, { signal });
   }
 }
 
@@ -225,7 +243,8 @@ async function httpProblem(url: string, response: Response): Promise<Error> {
   const body = parseData(text);
   const status = response.status;
   if (status >= 500 || status === 429) return new Error(`HTTP ${status}`);
-  const detail = describeError(body) ?? `HTTP ${status}`;
+  const error = apiErrorOf(body);
+  const detail = error ? `${error.code}: ${error.message}` : `HTTP ${status}`;
   if (status === 404) {
     throw new EventStreamError('not-found', `no such question: ${detail}`, { status, body });
   }
@@ -238,24 +257,11 @@ async function httpProblem(url: string, response: Response): Promise<Error> {
   throw new EventStreamError('http', `${url} answered ${detail}`, { status, body });
 }
 
-/** `CODE: message` of askq's error body, if that is what `body` is. */
-function describeError(body: unknown): string | undefined {
-  const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-  if (typeof error?.code !== 'string') return undefined;
-  return `${error.code}: ${typeof error.message === 'string' ? error.message : ''}`;
-}
-
+/** JSON when the text is JSON, the text itself otherwise. */
 function parseData(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
     return text;
   }
-}
-
-/** fetch() hides the socket error (ECONNREFUSED, ECONNRESET) in `cause`. */
-function networkReason(err: Error): string {
-  const cause = err.cause as { code?: unknown; message?: unknown } | undefined;
-  if (typeof cause?.code === 'string') return `${err.message} (${cause.code})`;
-  return err.message;
 }

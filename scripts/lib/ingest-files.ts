@@ -1,14 +1,21 @@
-// The document ingester behind `npm run ingest`: finds .md/.txt files, turns them into SPEC 2
-// documents, sends them to POST /v1/documents in size-limited batches and follows each ingestion
-// until the worker has chunked and embedded it. Reads no env and never exits: the CLI does that.
+// The document reader behind `askq ingest` and `npm run ingest`: finds .md/.txt files and turns
+// them into SPEC 2 documents; ingest-send.ts sends them. Reads no env and never exits: the CLI
+// does that.
 import { constants } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
 import { toError } from '@askq/shared';
-import { withoutTrailingSlashes } from './base-url.js';
-import { networkReason, parseJson, retryAfterMs } from './http.js';
+
+// Sending moved to ingest-send.ts; importable from here as before.
+export {
+  batchDocuments,
+  ingest,
+  IngestAbortedError,
+  MAX_DOCUMENTS_PER_REQUEST,
+  type IngestOptions,
+  type IngestProgress,
+  type IngestResult,
+} from './ingest-send.js';
 
 /** A document as the ingester sends it: SPEC 2's document with its id and title always set. */
 export interface Doc {
@@ -23,49 +30,8 @@ export interface Skipped {
   reason: string;
 }
 
-/** Progress over all batches of one `ingest()` call; totals grow as the worker chunks batches. */
-export interface IngestProgress {
-  chunksDone: number;
-  chunksTotal: number;
-  documentsDone: number;
-  documentsTotal: number;
-}
-
-/** Options of `ingest()`. */
-export interface IngestOptions {
-  /** Base URL of the API, without `/v1`. */
-  url: string;
-  apiKey?: string;
-  collection?: string;
-  docs: Doc[];
-  onProgress?: (progress: IngestProgress) => void;
-  /** Milliseconds between two looks at a running ingestion. */
-  pollMs?: number;
-  fetch?: typeof fetch;
-}
-
-/** What `ingest()` achieved, per document. */
-export interface IngestResult {
-  ingested: Array<{ id: string; chunks: number }>;
-  failed: Array<{ id: string; error: string }>;
-}
-
-/** Ingesting cannot go on at all: the server is unreachable, refuses the key, or is not askq. */
-export class IngestAbortedError extends Error {
-  constructor(
-    readonly reason: 'unreachable' | 'unauthorized' | 'not-found',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'IngestAbortedError';
-  }
-}
-
 /** The server's limit on one POST /v1/documents body (SPEC 2). */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
-/** The server's limit on documents in one POST /v1/documents (SPEC 2). */
-export const MAX_DOCUMENTS_PER_REQUEST = 100;
 /** The longest document id the server accepts (SPEC 2). */
 export const MAX_ID_LENGTH = 256;
 
@@ -290,223 +256,4 @@ export function levelOneHeading(line: string): string | undefined {
     text = text.slice(0, end).trimEnd();
   }
   return text === '' ? undefined : text;
-}
-
-/** Splits documents into request-sized groups: at most `maxDocs` each, bodies under `maxBytes`. */
-export function batchDocuments(
-  docs: Doc[],
-  options: { maxDocs?: number; maxBytes?: number; collection?: string } = {},
-): Doc[][] {
-  const { maxDocs = MAX_DOCUMENTS_PER_REQUEST, maxBytes = 900 * 1024, collection } = options;
-  // JSON.stringify of an array is "[" + items joined by "," + "]", so sizes add up exactly.
-  const emptyBytes = Buffer.byteLength(JSON.stringify({ collection, documents: [] }));
-  const batches: Doc[][] = [];
-  let current: Doc[] = [];
-  let bytes = emptyBytes;
-  for (const doc of docs) {
-    const docBytes = Buffer.byteLength(JSON.stringify(doc));
-    // A document too big on its own still goes, alone: the server has the last word on it.
-    if (current.length > 0 && (current.length >= maxDocs || bytes + 1 + docBytes > maxBytes)) {
-      batches.push(current);
-      current = [];
-      bytes = emptyBytes;
-    }
-    bytes += docBytes + (current.length > 0 ? 1 : 0); // the comma before every item but the first
-    current.push(doc);
-  }
-  if (current.length > 0) batches.push(current);
-  return batches;
-}
-
-const Accepted = z.object({ ingestionId: z.string().min(1) });
-
-const DocumentError = z.union([
-  z.string(),
-  z.object({ code: z.string(), message: z.string() }).transform((e) => `${e.code}: ${e.message}`),
-]);
-
-const IngestionView = z.object({
-  status: z.enum(['queued', 'active', 'completed', 'failed']),
-  documents: z.array(
-    z.object({
-      id: z.string(),
-      chunks: z.number().int().nonnegative().optional(),
-      error: DocumentError.optional(),
-    }),
-  ),
-  chunksDone: z.number().nonnegative().optional(),
-  chunksTotal: z.number().nonnegative().optional(),
-});
-type IngestionView = z.infer<typeof IngestionView>;
-
-const ErrorBody = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
-});
-const ErrorDetail = z.object({
-  path: z.union([z.string(), z.array(z.union([z.string(), z.number()]))]),
-  message: z.string(),
-});
-
-// 429 and 503 come with Retry-After (SPEC 2, 7); 502/504 are proxies in front of a restarting API.
-const RETRY_STATUSES = new Set([429, 502, 503, 504]);
-const MAX_RETRIES = 5;
-const REQUEST_TIMEOUT_MS = 30_000;
-
-interface Reply {
-  status: number;
-  json: unknown;
-}
-
-interface Batch {
-  docs: Doc[];
-  ingestionId?: string;
-  view?: IngestionView;
-  /** Consecutive looks at the ingestion that gave no usable answer. */
-  badPolls: number;
-  done: boolean;
-}
-
-/** Sends the documents in batches and follows each ingestion to its end, reporting progress. */
-export async function ingest(options: IngestOptions): Promise<IngestResult> {
-  const { docs, collection, onProgress, pollMs = 200 } = options;
-  const baseUrl = withoutTrailingSlashes(options.url);
-  const doFetch = options.fetch ?? fetch;
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
-  const result: IngestResult = { ingested: [], failed: [] };
-  // Until the server has answered once, a connection error means a wrong URL or a stopped
-  // server: say so at once instead of retrying for seconds.
-  let reached = false;
-
-  const send = async (method: 'GET' | 'POST', path: string, body?: string): Promise<Reply> => {
-    for (let attempt = 0; ; attempt++) {
-      let response: Response;
-      let text: string;
-      try {
-        response = await doFetch(baseUrl + path, {
-          method,
-          headers,
-          body,
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        });
-        text = await response.text();
-      } catch (e) {
-        const err = toError(e);
-        if (!reached || attempt >= MAX_RETRIES) {
-          throw new IngestAbortedError(
-            'unreachable',
-            `cannot reach ${baseUrl}: ${networkReason(err)}`,
-            { cause: err },
-          );
-        }
-        await sleep(250 * 2 ** attempt);
-        continue;
-      }
-      reached = true;
-      if (RETRY_STATUSES.has(response.status) && attempt < MAX_RETRIES) {
-        await sleep(retryAfterMs(response.headers.get('retry-after'), attempt));
-        continue;
-      }
-      return { status: response.status, json: parseJson(text) };
-    }
-  };
-
-  const fail = (batch: Batch, error: string) => {
-    for (const doc of batch.docs) result.failed.push({ id: doc.id, error });
-    batch.done = true;
-  };
-
-  const report = () => {
-    if (!onProgress) return;
-    let chunksDone = 0;
-    let chunksTotal = 0;
-    let documentsDone = 0;
-    for (const batch of batches) {
-      chunksDone += batch.view?.chunksDone ?? 0;
-      chunksTotal += batch.view?.chunksTotal ?? 0;
-      if (batch.done) documentsDone += batch.docs.length;
-    }
-    onProgress({ chunksDone, chunksTotal, documentsDone, documentsTotal: docs.length });
-  };
-
-  const batches: Batch[] = batchDocuments(docs, { collection }).map((group) => ({
-    docs: group,
-    badPolls: 0,
-    done: false,
-  }));
-
-  for (const batch of batches) {
-    const reply = await send(
-      'POST',
-      '/v1/documents',
-      JSON.stringify({ collection, documents: batch.docs }),
-    );
-    if (reply.status === 202) {
-      const accepted = Accepted.safeParse(reply.json);
-      if (accepted.success) batch.ingestionId = accepted.data.ingestionId;
-      else fail(batch, `unexpected answer to POST /v1/documents: ${JSON.stringify(reply.json)}`);
-    } else if (reply.status === 401 || reply.status === 403) {
-      throw new IngestAbortedError(
-        'unauthorized',
-        `${baseUrl} refused the API key: ${errorMessage(reply)}`,
-      );
-    } else if (reply.status === 404) {
-      throw new IngestAbortedError('not-found', `${baseUrl} has no /v1/documents: is it askq?`);
-    } else {
-      fail(batch, errorMessage(reply));
-    }
-    report();
-  }
-
-  const poll = async (batch: Batch): Promise<void> => {
-    const reply = await send(
-      'GET',
-      `/v1/ingestions/${encodeURIComponent(batch.ingestionId ?? '')}`,
-    );
-    if (reply.status === 404) return fail(batch, 'ingestion not found: it may have expired');
-    const view = reply.status === 200 ? IngestionView.safeParse(reply.json) : undefined;
-    if (!view?.success) {
-      // One odd answer is not the end of an ingestion the worker may still be running.
-      if (++batch.badPolls > MAX_RETRIES) {
-        fail(batch, `could not follow the ingestion: ${errorMessage(reply)}`);
-      }
-      return;
-    }
-    batch.badPolls = 0;
-    batch.view = view.data;
-    if (view.data.status !== 'completed' && view.data.status !== 'failed') return;
-    const byId = new Map(view.data.documents.map((d) => [d.id, d]));
-    for (const doc of batch.docs) {
-      const seen = byId.get(doc.id);
-      if (seen?.error) result.failed.push({ id: doc.id, error: seen.error });
-      else if (!seen) result.failed.push({ id: doc.id, error: 'missing from the ingestion' });
-      else if (view.data.status === 'failed')
-        result.failed.push({ id: doc.id, error: 'ingestion failed' });
-      else result.ingested.push({ id: doc.id, chunks: seen.chunks ?? 0 });
-    }
-    batch.done = true;
-  };
-
-  for (;;) {
-    const pending = batches.filter((b) => !b.done);
-    if (pending.length === 0) break;
-    await Promise.all(pending.map(poll));
-    report();
-    if (batches.some((b) => !b.done)) await sleep(pollMs);
-  }
-  return result;
-}
-
-/** The server's `code: message (path: problem; ...)`, or the bare status when it sent no error body. */
-function errorMessage(reply: Reply): string {
-  const parsed = ErrorBody.safeParse(reply.json);
-  if (!parsed.success) return `HTTP ${reply.status}`;
-  const { code, message, details } = parsed.data.error;
-  const problems = (Array.isArray(details) ? details : []).flatMap((d) => {
-    const detail = ErrorDetail.safeParse(d);
-    if (!detail.success) return [];
-    const path = Array.isArray(detail.data.path) ? detail.data.path.join('.') : detail.data.path;
-    return [`${path}: ${detail.data.message}`];
-  });
-  return `${code}: ${message}${problems.length > 0 ? ` (${problems.join('; ')})` : ''}`;
 }

@@ -9,6 +9,7 @@ import type { QuestionView } from '@askq/shared';
 import { freePort } from '../../scripts/lib/free-port.js';
 import { startAskq, type TestAskq } from '../support/askq.js';
 import { createFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { followEvents } from '../support/sse-client.js';
 
 // `npm run askq` as a user runs it, as a child process against a real askq and a fake LLM.
 const root = join(import.meta.dirname, '../..');
@@ -55,7 +56,10 @@ function run(
   // Through npm once, as the README says; directly otherwise so signals reach the CLI itself.
   const child = options.npm
     ? spawn('npm', ['run', '--silent', 'askq', '--', ...args], { cwd: root, env })
-    : spawn(process.execPath, ['--import', 'tsx', 'scripts/askq.ts', ...args], { cwd: root, env });
+    : spawn(process.execPath, ['--import', 'tsx', 'scripts/askq/main.ts', ...args], {
+        cwd: root,
+        env,
+      });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -74,9 +78,19 @@ function run(
 
 const idOf = (stderr: string) => /question ([0-9a-f-]{36})/.exec(stderr)?.[1];
 
-describe('askq ask', () => {
-  let askedId: string | undefined;
+/**
+ * A question answered through the API, not the CLI, in a collection of its own holding DOC: a
+ * test that needs an answered question makes its own, and no cache carries over between tests.
+ */
+async function answered(question: string, collection: string): Promise<string> {
+  await askq.seed([DOC], collection);
+  llm.reply(() => ({ text: ANSWER }));
+  const { id, events } = await askq.ask(question, { collection });
+  expect((await followEvents(events)).at(-1)?.event).toBe('completed');
+  return id;
+}
 
+describe('askq ask', () => {
   it('shows the stages, streams the answer, lists the source and exits 0', async () => {
     llm.reply(() => ({ text: ANSWER, chunkDelayMs: 5 }));
     const { code, stdout, stderr } = await run(['ask', 'How does a client resume the stream?'], {
@@ -91,12 +105,17 @@ describe('askq ask', () => {
     expect(stderr).toMatch(/^validation \d+ ms$/m);
     expect(stderr).toMatch(/model gpt-4o-mini · route \w+ · cached no/);
     expect(stderr).toMatch(/total \d+ ms/);
-    askedId = idOf(stderr);
-    expect(askedId).toBeDefined();
+    expect(idOf(stderr)).toBeDefined();
   });
 
   it('answers a repeated question from the cache at once', async () => {
-    const { code, stdout, stderr } = await run(['ask', 'How does a client resume the stream?']);
+    await answered('How does a client resume the stream?', 'cli-cache');
+    const { code, stdout, stderr } = await run([
+      'ask',
+      'How does a client resume the stream?',
+      '-c',
+      'cli-cache',
+    ]);
     expect(code, stderr).toBe(0);
     expect(stderr).toMatch(/answered from the cache/);
     expect(stdout.startsWith(`${ANSWER}\n`)).toBe(true);
@@ -195,8 +214,13 @@ describe('askq ask', () => {
     const kept = await interrupt(['ask', 'Keep going after Ctrl-C?', '--no-cache']);
     expect(kept.code, kept.stderr).toBe(130);
     expect(kept.stderr).toMatch(/goes on; see it with: npm run askq -- status/);
-    const keptView = await view(idOf(kept.stderr)!);
-    expect(['queued', 'active', 'completed']).toContain(keptView.status);
+    const keptId = idOf(kept.stderr)!;
+    expect(['queued', 'active', 'completed']).toContain((await view(keptId)).status);
+    // Seen running on; cancelled now, so that it does not run into the tests after this one.
+    await fetch(`${askq.url}/v1/questions/${keptId}`, { method: 'DELETE' });
+    await expect
+      .poll(async () => (await view(keptId)).status, { timeout: 10_000, interval: 50 })
+      .toMatch(/^(cancelled|completed)$/);
 
     const cancelled = await interrupt(['ask', 'Stop on Ctrl-C?', '--no-cache', '--cancel-on-exit']);
     expect(cancelled.code, cancelled.stderr).toBe(130);
@@ -208,13 +232,13 @@ describe('askq ask', () => {
   });
 
   it('shows a question with status, and exits 2 for an unknown one', async () => {
-    expect(askedId).toBeDefined();
-    const found = await run(['status', askedId!]);
+    const askedId = await answered('How does a client resume the stream?', 'cli-status');
+    const found = await run(['status', askedId]);
     expect(found.code, found.stderr).toBe(0);
     expect(found.stdout).toMatch(/^status {5}completed$/m);
     expect(found.stdout).toContain(ANSWER);
     expect(found.stdout).toMatch(SOURCE_LINE);
-    const json = await run(['status', askedId!, '--json']);
+    const json = await run(['status', askedId, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ id: askedId, status: 'completed' });
     const missing = await run(['status', '00000000-0000-4000-8000-000000000000']);
     expect(missing.code).toBe(2);

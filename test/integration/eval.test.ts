@@ -87,11 +87,15 @@ describe('the eval runner on the shipped fixtures', () => {
 
 describe('askq eval, the command', () => {
   function run(args: string[]) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/askq.ts', 'eval', ...args], {
-      cwd: root,
-      env: { ...process.env, ASKQ_URL: askq.url, ASKQ_API_KEY: undefined },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/askq/main.ts', 'eval', ...args],
+      {
+        cwd: root,
+        env: { ...process.env, ASKQ_URL: askq.url, ASKQ_API_KEY: undefined },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

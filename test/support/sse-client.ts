@@ -1,11 +1,12 @@
-import { EventSource } from 'eventsource';
+import {
+  createEventParser,
+  EventStreamError,
+  followEvents as follow,
+  type StreamEvent,
+} from '../../scripts/lib/event-stream.js';
 
 /** An event as a client received it. */
-export interface ReceivedEvent {
-  id: string;
-  event: string;
-  data: unknown;
-}
+export type ReceivedEvent = StreamEvent;
 
 /** Every event type of SPEC 3. */
 export const EVENT_NAMES = [
@@ -18,58 +19,53 @@ export const EVENT_NAMES = [
   'failed',
   'cancelled',
 ];
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 /**
- * Follows a question's stream with the `eventsource` package (a real EventSource client) until a
- * terminal event, or until `stopAfter` returns true; then closes it so it does not reconnect.
+ * Follows a question's stream with askq's event-stream client (scripts/lib/event-stream.ts, as
+ * the CLI does) until a terminal event, or until `stopAfter` returns true; then closes it. Like
+ * an EventSource it reconnects with Last-Event-ID for as long as the timeout allows, an API
+ * restart included; a 204 (nothing after the given id) ends it with what was received.
  */
-export function followEvents(
+export async function followEvents(
   url: string,
   options: {
     stopAfter?: (received: ReceivedEvent[]) => boolean;
     timeoutMs?: number;
-    /** Sent with every (re)connect, e.g. Authorization; EventSource itself has no headers option. */
+    /** Sent with every (re)connect, e.g. Authorization. */
     headers?: Record<string, string>;
   } = {},
 ): Promise<ReceivedEvent[]> {
-  return new Promise((resolve, reject) => {
-    const received: ReceivedEvent[] = [];
-    const extra = options.headers ?? {};
-    const source = new EventSource(url, {
-      fetch: (input, init) =>
-        fetch(input, {
-          ...init,
-          headers: { ...(init.headers as Record<string, string>), ...extra },
-        }),
+  const received: ReceivedEvent[] = [];
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const stop = new AbortController();
+  try {
+    await follow({
+      url,
+      headers: options.headers,
+      timeoutMs,
+      signal: stop.signal,
+      maxRetries: Infinity,
+      retryDelayMs: 100,
+      // askq's `retry:`, which an EventSource waits between reconnects.
+      maxRetryDelayMs: 2_000,
+      onEvent: (event) => {
+        if (stop.signal.aborted) return;
+        received.push(event);
+        if (options.stopAfter?.(received)) stop.abort();
+      },
     });
-    const timer = setTimeout(() => {
-      source.close();
-      reject(
-        new Error(
-          `no terminal event within ${options.timeoutMs ?? 30_000} ms: ${JSON.stringify(received.map((e) => e.event))}`,
-        ),
+  } catch (e) {
+    if (stop.signal.aborted) return received;
+    if (e instanceof EventStreamError && e.reason === 'no-terminal') return received;
+    if (e instanceof EventStreamError && e.reason === 'timeout') {
+      throw new Error(
+        `no terminal event within ${timeoutMs} ms: ${JSON.stringify(received.map((r) => r.event))}`,
+        { cause: e },
       );
-    }, options.timeoutMs ?? 30_000);
-    const done = () => {
-      clearTimeout(timer);
-      source.close();
-      resolve(received);
-    };
-    for (const name of EVENT_NAMES) {
-      source.addEventListener(name, (message) => {
-        received.push({ id: message.lastEventId, event: name, data: JSON.parse(message.data) });
-        if (TERMINAL.has(name) || options.stopAfter?.(received)) done();
-      });
     }
-    source.addEventListener('error', (error) => {
-      // A 204 or 404 ends an EventSource for good; anything else it retries by itself.
-      if (source.readyState === EventSource.CLOSED) {
-        clearTimeout(timer);
-        reject(new Error(`stream closed: ${error.message ?? 'no message'}`));
-      }
-    });
-  });
+    throw e;
+  }
+  return received;
 }
 
 /** Reads a finished stream with plain fetch: status, headers and the parsed frames. */
@@ -85,16 +81,9 @@ export async function readStream(
 /** Parses SSE text into events (comments and `retry:` lines are skipped). */
 export function parseFrames(raw: string): ReceivedEvent[] {
   const events: ReceivedEvent[] = [];
-  for (const block of raw.split('\n\n')) {
-    let id = '';
-    let event = 'message';
-    const data: string[] = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith('id: ')) id = line.slice(4);
-      else if (line.startsWith('event: ')) event = line.slice(7);
-      else if (line.startsWith('data: ')) data.push(line.slice(6));
-    }
-    if (data.length > 0) events.push({ id, event, data: JSON.parse(data.join('\n')) });
-  }
+  const parser = createEventParser(({ id, event, data }) =>
+    events.push({ id, event, data: JSON.parse(data) }),
+  );
+  parser.feed(raw);
   return events;
 }
