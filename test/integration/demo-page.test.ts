@@ -5,9 +5,12 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it, vi, type TestContext } from 'vitest';
+import { createKeys } from '@askq/shared';
 import { startAskq, waitForIngestion, type TestAskq } from '../support/askq.js';
 import { isCI } from '../support/ci.js';
+import { EVENT_NAMES } from '../support/sse-client.js';
 import {
   createFakeLlm,
   promptSources,
@@ -475,6 +478,71 @@ describe('the demo page at GET /', () => {
       const final = await answerOf(page);
       expect(final).toBe(ANSWER);
       expect(final.startsWith(partial)).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('a browser’s own EventSource', () => {
+  it('follows a question to its end, and resumes by itself with Last-Event-ID after a cut', async (ctx) => {
+    skipWithoutChromium(ctx);
+    llm.reply(() => ({ text: ANSWER, chunkDelayMs: 80 }));
+    const { context, page } = await openPage(proxy.url, { width: 800, height: 600 });
+    try {
+      const asked = await askq.ask('What pulls on the oceans, by EventSource?', { cache: false });
+      const resumes: string[] = [];
+      // The browser adds Last-Event-ID itself, below what request.headers() shows.
+      page.on('request', (request) => {
+        void request.allHeaders().then((headers) => {
+          const last = headers['last-event-id'];
+          if (request.url().endsWith('/events') && last) resumes.push(last);
+        });
+      });
+      // The browser's EventSource, not askq's page: what any web client would use.
+      const following = page.evaluate(
+        ({ path, names }) =>
+          new Promise<Array<{ type: string; id: string; data: string }>>((resolve, reject) => {
+            const seen: Array<{ type: string; id: string; data: string }> = [];
+            const source = new EventSource(path);
+            const take = (e: { type: string; lastEventId: string; data: string }) => {
+              seen.push({ type: e.type, id: e.lastEventId, data: e.data });
+              if (e.type === 'completed' || e.type === 'failed' || e.type === 'cancelled') {
+                source.close();
+                resolve(seen);
+              }
+            };
+            for (const type of names) {
+              source.addEventListener(
+                type,
+                take as unknown as Parameters<typeof source.addEventListener>[1],
+              );
+            }
+            setTimeout(() => reject(new Error(`no end: ${JSON.stringify(seen)}`)), 20_000);
+          }),
+        { path: new URL(asked.events).pathname, names: EVENT_NAMES },
+      );
+      // Cut once some tokens have come: the browser reconnects on its own.
+      const redis = new Redis(inject('redisUrl'));
+      const logged = async () =>
+        (await redis.xrange(createKeys(askq.prefix).events(asked.id), '-', '+')).map(
+          ([id, fields]) => ({ id, event: fields[fields.indexOf('e') + 1] }),
+        );
+      await vi.waitFor(async () => {
+        if ((await logged()).filter((e) => e.event === 'token').length < 2)
+          throw new Error('not yet');
+      });
+      proxy.cut();
+      const seen = await following;
+      expect(seen.at(-1)?.type).toBe('completed');
+      expect(resumes.length).toBeGreaterThan(0);
+      // Nothing lost, nothing repeated: the ids are the log's, once each, in order.
+      expect(seen.map((e) => e.id)).toEqual((await logged()).map((e) => e.id));
+      redis.disconnect();
+      const text = seen
+        .filter((e) => e.type === 'token')
+        .map((e) => (JSON.parse(e.data) as { text: string }).text);
+      expect(text.join('')).toBe(ANSWER);
     } finally {
       await context.close();
     }
