@@ -11,6 +11,26 @@ import type { FloorReply, FloorRequest } from './client-floor-child.js';
 /** Sources the size of the bench corpus's chunks, so the prompt has askq's size. */
 const SOURCE = 'In askq, workers stream answers to clients as they are generated. '.repeat(2);
 
+/** The floor against the servers of a bench stack, `calls` at `concurrency`. */
+export function floorOfStack(
+  stack: {
+    llm: { baseURL: string };
+    services: { chromaUrl: string; redisUrl: string };
+  },
+  collection: string,
+  calls: number,
+  concurrency: number,
+) {
+  return measureClientFloor({
+    llmBaseURL: stack.llm.baseURL,
+    chromaUrl: stack.services.chromaUrl,
+    redisUrl: stack.services.redisUrl,
+    collectionSuffix: `.${collection}`,
+    calls,
+    concurrency,
+  });
+}
+
 export async function measureClientFloor(options: {
   llmBaseURL: string;
   chromaUrl: string;

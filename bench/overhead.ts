@@ -18,7 +18,7 @@ import {
 } from './lib.js';
 import type { BenchOptions } from './run.js';
 import { send } from './http-client.js';
-import { measureClientFloor } from './client-floor.js';
+import { floorOfStack } from './client-floor.js';
 
 /** The collection the benches seed and ask. */
 export const BENCH_COLLECTION = 'bench';
@@ -326,14 +326,7 @@ export async function overhead(options: BenchOptions) {
     } finally {
       await raw.stop();
     }
-    const floor = await measureClientFloor({
-      llmBaseURL: stack.llm.baseURL,
-      chromaUrl: stack.services.chromaUrl,
-      redisUrl: stack.services.redisUrl,
-      collectionSuffix: `.${BENCH_COLLECTION}`,
-      calls: questions,
-      concurrency: 1,
-    });
+    const floor = await floorOfStack(stack, BENCH_COLLECTION, questions, 1);
 
     return {
       bench: 'overhead',

@@ -4,7 +4,7 @@
 // concurrency with a no-op processor: closed loop (add -> the worker's `completed`, `concurrency`
 // in flight, as askq is driven) and a drain (addBulk everything, then count completions).
 import { cpuMs, load, ratio, summarize } from './lib.js';
-import { measureClientFloor } from './client-floor.js';
+import { floorOfStack } from './client-floor.js';
 import {
   ask,
   BENCH_COLLECTION,
@@ -138,14 +138,12 @@ export async function throughput(options: BenchOptions) {
     } finally {
       await raw.stop();
     }
-    const floor = await measureClientFloor({
-      llmBaseURL: stack.llm.baseURL,
-      chromaUrl: stack.services.chromaUrl,
-      redisUrl: stack.services.redisUrl,
-      collectionSuffix: `.${BENCH_COLLECTION}`,
-      calls: options.smoke ? 20 : 2_000,
+    const floor = await floorOfStack(
+      stack,
+      BENCH_COLLECTION,
+      options.smoke ? 20 : 2_000,
       concurrency,
-    });
+    );
     const apiPlusWorker = askq.cpuMsPerQuestion.api + askq.cpuMsPerQuestion.worker;
 
     return {

@@ -56,8 +56,8 @@ function value(
   return undefined;
 }
 
-// prom-client's own gauges carry a _total suffix that promtool's linter flags (BRIEF); nothing else
-// may be reported.
+// prom-client's own default gauges (nodejs_active_*_total) carry a _total suffix that promtool's
+// linter flags; nothing else may be reported.
 const KNOWN_FINDING =
   /^nodejs_active_(?:handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/;
 

@@ -68,7 +68,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<RunningA
     shutdown,
   });
 
-  // With the offline queue off, add() fails at once while Redis is down (BRIEF): that needs
+  // With the offline queue off, BullMQ's add() fails at once while Redis is down: that needs
   // skipWaitingForReady, and skipVersionCheck, whose INFO would otherwise fail once at start-up
   // before the connection is ready and leave the queue unusable.
   const openQueue = <T>(job: (typeof JOBS)[keyof typeof JOBS], prefix = keys.queuePrefix) => {

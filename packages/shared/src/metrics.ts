@@ -44,7 +44,8 @@ function registerEventLoopLag(registry: Registry): void {
   });
 }
 
-// Buckets fit what they measure (BRIEF): Redis steps are milliseconds, LLM calls run to minutes.
+// Buckets fit what they measure: Redis steps take milliseconds, LLM calls up to minutes; the
+// default buckets (5 ms to 10 s) would squash the first into one bucket and cut off the second.
 const QUEUE_WAIT_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
 ];
