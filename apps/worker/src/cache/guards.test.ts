@@ -80,6 +80,31 @@ describe('sameQuestion', () => {
     expect(sameQuestion('Is tea stronger than coffee?', 'is tea stronger than coffee')).toBe(true);
   });
 
+  it('refuses what a review found: order, tense, modality, quantity, units, signs, scripts', () => {
+    const differ: Array<[string, string]> = [
+      ['How do I convert Celsius to Fahrenheit?', 'How do I convert Fahrenheit to Celsius?'],
+      [
+        'Was the lighthouse built before the harbour?',
+        'Was the harbour built before the lighthouse?',
+      ],
+      ['Do all plans include backups?', 'Do any plans include backups?'],
+      ['When did the museum open?', 'When will the museum open?'],
+      ['Who was the CEO?', 'Who is the CEO?'],
+      ['Can I use greywater?', 'Should I use greywater?'],
+      ['How do I get a refund?', 'How do I give a refund?'],
+      ['What is the mean salary?', 'What is the salary?'],
+      ['Why isn’t my backup running?', 'Why is my backup running?'],
+      ['Does water freeze at -5 °C?', 'Does water freeze at 5 °C?'],
+      ['Revenue in ٢٠٢٣?', 'Revenue in ٢٠٢٤?'],
+      ['Is a delay of 5 s too long?', 'Is a delay of 5 m too long?'],
+    ];
+    for (const [a, b] of differ) expect(sameQuestion(a, b), `${a} | ${b}`).toBe(false);
+    // And still the same: a modal of possibility, or the same tense, changes nothing.
+    expect(sameQuestion('How do I resume a stream?', 'How can I resume a stream?')).toBe(true);
+    expect(sameQuestion('When did jazz start?', 'When did jazz begin?')).toBe(true);
+    expect(sameQuestion('Revenue in ٢٠٢٣?', 'Revenue in 2023?')).toBe(true);
+  });
+
   it('still compares numbers and negations', () => {
     expect(sameQuestion('Sales in 2023?', 'Sales in 2024?')).toBe(false);
     expect(

@@ -18,11 +18,11 @@ import { sameSignals } from './signals.js';
  * every doubt refuses.
  */
 export function sameQuestion(a: string, b: string): boolean {
-  if (!sameSignals(a, b)) return false;
+  if (!sameSignals(normalizeApostrophes(a), normalizeApostrophes(b))) return false;
   const x = concepts(a);
   const y = concepts(b);
   if (x.join(' ') === y.join(' ')) return true;
-  if (ORDERED.some((word) => x.includes(word) || y.includes(word))) return false;
+  if (relates(a) || relates(b)) return false;
   return sameSet(x, y);
 }
 
@@ -46,15 +46,62 @@ const QUALIFIERS: ReadonlySet<string> = new Set(
   ).split(' '),
 );
 
-// Words that make two sets of words relations when present: their order then matters.
-const ORDERED = ['than', 'from', 'versu', 'vs', 'into', 'between'].map((w) => stem(w));
+// Words that make two sets of words relations when present: their order then matters ("from
+// Celsius to Fahrenheit", "the lighthouse before the harbour"). Not "of": "the cause of tides"
+// is "what causes tides", and "stages of sleep" the "sleep stages".
+const ORDERED_WORDS: ReadonlySet<string> = new Set([
+  'than',
+  'from',
+  'to',
+  'by',
+  'versus',
+  'vs',
+  'into',
+  'between',
+  'before',
+  'after',
+  'over',
+  'under',
+  'against',
+]);
+
+/** Whether a question relates things (from … to …, … before …), so its word order matters. */
+function relates(question: string): boolean {
+  return tokenize(normalizeApostrophes(question.normalize('NFKC').toLowerCase())).some((token) =>
+    ORDERED_WORDS.has(token),
+  );
+}
+
+// Function words whose class decides an answer, each mapped to its class; a question without
+// one is in the default class (present tense, plain possibility), which is left out. So "was"
+// and "is", "did" and "will", "should" and "can", "all" and "any" tell questions apart, while
+// "how do I" and "how can I" do not.
+const CLASSES = new Map(
+  Object.entries({
+    did: 'past',
+    was: 'past',
+    were: 'past',
+    had: 'past',
+    will: 'future',
+    shall: 'future',
+    should: 'obligation',
+    must: 'obligation',
+    ought: 'obligation',
+    would: 'conditional',
+    all: 'all',
+    every: 'all',
+    both: 'all',
+    any: 'some',
+    some: 'some',
+  }),
+);
 
 // Question scaffolding: words that frame a question without changing what it asks.
 const LIGHT: ReadonlySet<string> = new Set(
   (
     'please tell explain describe know wonder curious exactly actually really basically ' +
-    'happen occur possible able way thing kind get give say show display mean anyone someone ' +
-    'somebody question wondering help like want per every'
+    'happen occur possible able way thing kind show display anyone someone ' +
+    'somebody question wondering help like want per'
   )
     .split(' ')
     .map((w) => stem(w)),
@@ -122,11 +169,27 @@ const ASKS_WHY = /\b(?:what\s+(?:makes|made|causes|caused)|how\s+come)\b/gu;
 /** A question's meaning-bearing words, in order: stemmed, synonyms merged, scaffolding dropped. */
 export function concepts(question: string): string[] {
   const out: string[] = [];
-  const text = question.normalize('NFKC').toLowerCase().replace(ASKS_WHY, 'why');
+  const text = normalizeApostrophes(question.normalize('NFKC').toLowerCase()).replace(
+    ASKS_WHY,
+    'why',
+  );
+  let afterNumber = false;
   for (const word of tokenize(text)) {
     const token = IRREGULAR.get(word) ?? word;
+    const wasNumber = afterNumber;
+    afterNumber = /^\p{N}/u.test(token);
+    const kind = CLASSES.get(token);
+    if (kind) {
+      out.push(`:${kind}`);
+      continue;
+    }
+    // A one- or two-letter stop word right after a number is its unit ("5 s", "5 m"), kept.
+    if (wasNumber && token.length <= 2 && STOPWORDS.has(token)) {
+      out.push(`:unit:${token}`);
+      continue;
+    }
     // Numbers and negations are compared by sameSignals.
-    if (/^\p{N}/u.test(token)) continue;
+    if (afterNumber) continue;
     if (STOPWORDS.has(token) && !QUALIFIERS.has(token)) continue;
     const stemmed = stem(token);
     const concept = CANONICAL.get(stemmed) ?? stemmed;
@@ -156,4 +219,9 @@ export function citesAnyOf(cached: QuestionResult, retrieved: Source[]): boolean
   }
   const basis = cited.size > 0 ? cited : new Set(cached.sources.map((s) => s.documentId));
   return retrieved.some((s) => basis.has(s.documentId));
+}
+
+/** Typographic apostrophes as ASCII ones, so "isn’t" is read as "isn't". */
+function normalizeApostrophes(text: string): string {
+  return text.replace(/[\u2019\u02bc\u2018]/g, "'");
 }

@@ -37,8 +37,9 @@ const NEGATIONS = new Set([
 /** The numbers (digits or number words, as digits) and negations of a question, sorted. */
 export function questionSignals(question: string): QuestionSignals {
   const text = question.normalize('NFKC').toLowerCase();
-  const numbers = [...text.matchAll(/\d+(?:[.,]\d+)*/g)].map((m) =>
-    m[0].replace(/,(?=\d{3}\b)/g, ''),
+  // Any script's digits (٢٠٢٣ is 2023), and the sign: -5 is not 5.
+  const numbers = [...text.matchAll(/[-−]?\p{Nd}+(?:[.,]\p{Nd}+)*/gu)].map((m) =>
+    toAsciiDigits(m[0]).replace('−', '-').replace(/,(?=\d{3}\b)/g, ''),
   );
   const negations: string[] = [];
   for (const word of text.match(/[\p{L}']+/gu) ?? []) {
@@ -57,4 +58,16 @@ export function sameSignals(a: string, b: string): boolean {
   return (
     x.numbers.join('|') === y.numbers.join('|') && x.negations.join('|') === y.negations.join('|')
   );
+}
+
+/** Decimal digits of any script as ASCII ones. */
+function toAsciiDigits(text: string): string {
+  return text.replace(/\p{Nd}/gu, (digit) => {
+    const code = digit.codePointAt(0)!;
+    // Unicode keeps each script's digits 0-9 in a run: the offset from the run's zero.
+    for (let zero = code; zero > code - 10; zero--) {
+      if (!/\p{Nd}/u.test(String.fromCodePoint(zero - 1))) return String(code - zero);
+    }
+    return digit;
+  });
 }
