@@ -19,9 +19,11 @@ export function neutralize(text: string): string {
     .replace(PROMPT_LINE, (line) => `> ${line}`);
 }
 
-// The markers validation counts as citations (validate.ts), so none survives in a source.
-const CITATION_LIKE = /\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]/g;
-const FENCE_TAG = /<\/?source\b/gi;
+// The markers validation counts as citations (validate.ts), so none survives in a source; but
+// not an index or a list in code (`items[0]`, `x[1, 2]`), which follows a word or a bracket.
+const CITATION_LIKE = /(?<![\w\])])\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]/g;
+// With spaces inside too: `</ source>` and `< /source>` are tags to a lenient reader.
+const FENCE_TAG = /<[ \t]*(?:\/[ \t]*)?source\b/gi;
 // At a line's start, after spaces; the label's own length is bounded, so no backtracking.
 const PROMPT_LINE =
   /^[ \t]*(?:question|sources?|system|assistant|user|instructions?|answer|human|ai)[ \t]*:/gim;
