@@ -182,3 +182,26 @@ describe('each citation is checked against the source it cites', () => {
     expect(check(swapped, 'citations')?.passed).toBe(false);
   });
 });
+
+describe('a claim is the sentence before its marks', () => {
+  it('does not charge an uncited sentence to the next mark, and counts a source’s title', () => {
+    const tides: Source[] = [
+      { documentId: 't', chunkId: 't#0', text: 'Spring tides come at full moon.', score: 1 },
+      {
+        documentId: 'n',
+        chunkId: 'n#0',
+        title: 'Neap tides',
+        text: 'At the quarter moons.',
+        score: 1,
+      },
+    ];
+    const result = validateAnswer({
+      answer:
+        'Spring tides come at full moon [1]. Tides vary. Neap tides come at quarter moons [2].',
+      sources: tides,
+      maxAnswerChars: 500,
+      groundingThreshold: 0.5,
+    });
+    expect(result.checks.find((c) => c.name === 'citations')).toMatchObject({ passed: true });
+  });
+});

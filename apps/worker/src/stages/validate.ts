@@ -77,16 +77,19 @@ const CLAIM_QUOTE_CHARS = 60;
 
 /**
  * The first claim not supported by the sources it cites, described; undefined when each is. A
- * claim is the text before a group of markers, back to the previous group: "A [1]. B [2]." and
- * "A. [1] B. [2]" both claim A from [1] and B from [2]. It is supported when at least `threshold`
+ * claim is the sentence before a group of markers (within the text since the previous group):
+ * "A [1]. B [2]." and "A. [1] B. [2]" both claim A from [1] and B from [2], and in "A [1]. C. B
+ * [2]." the uncited C is no claim of [2]'s. It is supported when at least `threshold`
  * of its content words (stemmed) occur in the sources it cites: a fact of [1] cited as [2] is
  * flagged, even though the answer as a whole is grounded.
  */
 function miscitedClaim(answer: string, sources: Source[], threshold: number): string | undefined {
-  const vocabularies = sources.map((s) => new Set(terms(s.text)));
+  // A source's title is part of what the model read (the prompt's fence carries it).
+  const vocabularies = sources.map((s) => new Set(terms(`${s.title ?? ''} ${s.text}`)));
   let from = 0;
   for (const group of answer.matchAll(MARKER_GROUP)) {
-    const claim = answer.slice(from, group.index);
+    // The sentence just before the marks: an uncited sentence before it is not this claim's.
+    const claim = lastSentence(answer.slice(from, group.index));
     from = group.index + group[0].length;
     const words = terms(claim);
     if (words.length < MIN_CLAIM_WORDS) continue;
@@ -148,6 +151,20 @@ function checkGrounding(
     passed,
     detail: `score ${score.toFixed(2)} ${passed ? '>=' : '<'} ${threshold}`,
   };
+}
+
+/** The last sentence of a stretch of text: after its last full stop, ! or ? followed by a space. */
+function lastSentence(text: string): string {
+  const trimmed = text.trimEnd();
+  let cut = -1;
+  for (let i = trimmed.length - 2; i >= 0; i--) {
+    const c = trimmed[i];
+    if ((c === '.' || c === '!' || c === '?') && /\s/.test(trimmed[i + 1] ?? '')) {
+      cut = i + 1;
+      break;
+    }
+  }
+  return cut < 0 ? trimmed : trimmed.slice(cut);
 }
 
 /** Every source number the answer cites, with repeats, ranges expanded. */
