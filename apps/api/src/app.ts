@@ -140,6 +140,7 @@ export function createApp(deps: AppDeps): Express {
       follower,
       metrics: deps.metrics,
       retryMs: deps.sse.retryMs,
+      drainTimeoutMs: deps.sse.heartbeatMs * 2,
     }),
   );
 

@@ -246,6 +246,31 @@ describe('createLiveStream', () => {
 });
 
 describe('replay in pages', () => {
+  it('drops a client that takes no page for two heartbeats', async () => {
+    vi.useFakeTimers();
+    const f = fakes([event(1), event(2), event(3)]);
+    const live = createLiveStream({
+      questionId: 'q',
+      after: undefined,
+      output: f.output,
+      hub: f.hub,
+      events: f.events,
+      log: pino({ level: 'silent' }),
+      heartbeatMs: 1_000,
+      maxBufferBytes: 1_000_000,
+      pageSize: 2,
+    });
+    f.output.buffered = 1;
+    f.confirm();
+    const serving = live.serve(() => undefined);
+    await vi.waitFor(() => expect(f.ids()).toEqual(['1-0', '2-0']));
+    await vi.advanceTimersByTimeAsync(2_000);
+    await serving;
+    expect(f.output.destroyed).toBe(true);
+    expect(live.state).toBe('closed');
+    expect(f.listeners()).toBe(0);
+  });
+
   it('reads the next page only once the client has taken the last, and holds no listener after', async () => {
     const f = fakes([event(1), event(2), event(3), event(4), event(5)]);
     const live = createLiveStream({

@@ -27,17 +27,25 @@ export interface StreamOutput {
   off(event: 'drain' | 'close', listener: () => void): unknown;
 }
 
-/** Resolves once the client has taken what was written to it (below the high-water mark), or has gone. */
-export function drained(output: StreamOutput): Promise<void> {
-  if (!output.writableNeedDrain) return Promise.resolve();
+/**
+ * Resolves true once the client has taken what was written to it (below the high-water mark) or
+ * has gone, false when it has not within `timeoutMs`: a client that keeps its connection open
+ * and reads nothing must not hold a stream (and its lease) forever.
+ */
+export function drained(output: StreamOutput, timeoutMs: number): Promise<boolean> {
+  if (!output.writableNeedDrain) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const done = () => {
-      output.off('drain', done);
-      output.off('close', done);
-      resolve();
+    const done = (taken: boolean) => () => {
+      clearTimeout(timer);
+      output.off('drain', onDrain);
+      output.off('close', onDrain);
+      resolve(taken);
     };
-    output.once('drain', done);
-    output.once('close', done);
+    const onDrain = done(true);
+    const timer = setTimeout(done(false), timeoutMs);
+    timer.unref();
+    output.once('drain', onDrain);
+    output.once('close', onDrain);
   });
 }
 
@@ -198,7 +206,13 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
       deliver(page, false);
       if (state !== 'replaying') return;
       if (page.length < pageSize) break;
-      await drained(output);
+      // Two heartbeats without taking a page: the client is gone in all but name.
+      if (!(await drained(output, options.heartbeatMs * 2))) {
+        log.warn({ questionId: id }, 'dropping an SSE client that stopped reading');
+        close();
+        output.destroy();
+        return;
+      }
       if (state !== 'replaying') return;
     }
     state = 'live';

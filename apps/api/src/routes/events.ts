@@ -20,6 +20,8 @@ export function eventRoutes(deps: {
   follower: Follower;
   metrics: { sseEventsSent: { inc(n: number): void } };
   retryMs: number;
+  /** How long a client may take to read a page of a finished question's log. */
+  drainTimeoutMs: number;
 }): Router {
   const router = Router();
 
@@ -42,8 +44,11 @@ export function eventRoutes(deps: {
       while (!next.done) {
         res.write(next.value.map(formatSseFrame).join(''));
         deps.metrics.sseEventsSent.inc(next.value.length);
-        await drained(res);
-        if (res.destroyed) return;
+        // A client that takes nothing for this long is let go (it resumes when it reads again).
+        if (!(await drained(res, deps.drainTimeoutMs)) || res.destroyed) {
+          res.destroy();
+          return;
+        }
         next = await pages.next();
       }
     } catch {
