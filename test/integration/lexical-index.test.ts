@@ -82,6 +82,17 @@ it('follows re-indexing, a shortened document and deletion', async () => {
   expect(await redis.hgetall(k.stats)).toEqual({ n: '0', length: '0' });
 });
 
+it('deletes a document of many chunks in bounded calls, every posting gone', async () => {
+  const at = { tenant: 't4', collection: 'big' };
+  const texts = Array.from({ length: 80 }, (_, i) => `chunk ${i} mentions harbours and word${i}`);
+  await index.index(at, chunksOf('long', texts));
+  expect(await ids('harbour', at)).toHaveLength(10);
+  await index.deleteChunks(at, 'long', 0);
+  const k = keys.lexical(at.tenant, at.collection);
+  expect(await redis.zcard(k.postings)).toBe(0);
+  expect(await redis.hgetall(k.stats)).toEqual({ n: '0', length: '0' });
+});
+
 it('keeps tenants and collections apart', async () => {
   await index.index({ tenant: 't2', collection: 'docs' }, chunksOf('secret', ['the vault code']));
   expect(await ids('vault code')).toEqual([]);

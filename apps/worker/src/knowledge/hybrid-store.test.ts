@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fuseScores } from './hybrid-store.js';
+import { pino } from 'pino';
+import { createHybridStore, fuseScores } from './hybrid-store.js';
 
 describe('fuseScores', () => {
   it('orders by the weighted sum of each side’s scores over its best', () => {
@@ -57,5 +58,42 @@ describe('fuseScores', () => {
         { scored: [{ id: 'y', score: 1 }], weight: 0 },
       ]),
     ).toEqual(['x']);
+  });
+});
+
+describe('createHybridStore', () => {
+  const source = (chunkId: string, score: number) => ({
+    documentId: chunkId.split('#')[0]!,
+    chunkId,
+    text: chunkId,
+    score,
+  });
+  it('fills topK past chunks the lexical index still lists but the vector store no longer has', async () => {
+    const store = createHybridStore({
+      vectors: {
+        query: () => Promise.resolve([source('a#0', 0.9), source('b#0', 0.8), source('c#0', 0.7)]),
+        // gone#0 was deleted from Chroma; its postings are left.
+        get: (_ref, ids) =>
+          Promise.resolve(ids.filter((id) => id !== 'gone#0').map((id) => source(id, 0.1))),
+        upsert: () => Promise.resolve(),
+        deleteChunks: () => Promise.resolve(),
+      },
+      lexical: {
+        search: () =>
+          Promise.resolve([
+            { chunkId: 'gone#0', score: 9 },
+            { chunkId: 'a#0', score: 1 },
+          ]),
+        index: () => Promise.resolve(),
+        deleteChunks: () => Promise.resolve(),
+      },
+      log: pino({ level: 'silent' }),
+    });
+    const sources = await store.query(
+      { tenant: 't', collection: 'c' },
+      { embedding: [1], terms: ['x'] },
+      2,
+    );
+    expect(sources.map((s) => s.chunkId)).toEqual(['a#0', 'b#0']);
   });
 });

@@ -89,14 +89,15 @@ export function createHybridStore(options: {
           weight: 1 - lexicalWeight,
         },
         { scored: words.map((h) => ({ id: h.chunkId, score: h.score })), weight: lexicalWeight },
-      ]).slice(0, topK);
+      ]).slice(0, topK * 2);
       const found = new Map(dense.map((s) => [s.chunkId, s]));
       const missing = best.filter((id) => !found.has(id));
       for (const source of await vectors.get(ref, missing, probe.embedding)) {
         found.set(source.chunkId, source);
       }
-      // A chunk the lexical index still lists but the vector store no longer has is left out.
-      return best.flatMap((id) => found.get(id) ?? []);
+      // A chunk the lexical index still lists but the vector store no longer has is left out,
+      // and the next candidate takes its place (twice topK were looked at).
+      return best.flatMap((id) => found.get(id) ?? []).slice(0, topK);
     },
 
     async upsert(ref, embedder, chunks) {

@@ -84,15 +84,19 @@ end
 redis.call('HSET', s, 'n', n, 'length', total)
 `;
 
-// ARGV: document id, first chunk index. Chunks are numbered from 0 without gaps.
+// ARGV: document id, first chunk index, most chunks this call. Chunks are numbered from 0
+// without gaps. Returns the index to go on from, or -1 when the document has no more.
 const DELETE_LUA = `${DROP_LUA}
-local index = tonumber(ARGV[2])
+local index, last = tonumber(ARGV[2]), tonumber(ARGV[2]) + tonumber(ARGV[3])
+local more = -1
 while true do
+  if index >= last then more = index; break end
   local old = drop(p, c, ARGV[1] .. '#' .. index)
   if not old then break end
   n = n - 1; total = total - old; index = index + 1
 end
 redis.call('HSET', s, 'n', n, 'length', total)
+return more
 `;
 
 // ARGV: postings per term, then the terms. Returns the chunk count, then per term its document
@@ -118,7 +122,7 @@ export function createLexicalIndex(redis: RedisClient, keys: Keys): LexicalIndex
     keys: 3,
     lua: INDEX_LUA,
   });
-  const remove = defineScript<[string, number], null>(redis, 'askqLexicalDelete', {
+  const remove = defineScript<[string, number, number], number>(redis, 'askqLexicalDelete', {
     keys: 3,
     lua: DELETE_LUA,
   });
@@ -145,7 +149,10 @@ export function createLexicalIndex(redis: RedisClient, keys: Keys): LexicalIndex
     },
 
     async deleteChunks(ref, documentId, fromIndex) {
-      await remove(keysOf(ref), [documentId, fromIndex]);
+      // In calls of a bounded size, like writes: a document may have thousands of chunks.
+      for (let at = fromIndex; at >= 0;) {
+        at = await remove(keysOf(ref), [documentId, at, CHUNKS_PER_CALL]);
+      }
     },
 
     async search(ref, terms, limit) {
