@@ -3,6 +3,7 @@ import type { RedisClient } from '@askq/shared';
 import {
   AppError,
   INGESTION_LEASE_MS,
+  TOMBSTONE_KEEP_MS,
   JOBS,
   toError,
   type IngestionStatus,
@@ -88,6 +89,15 @@ export function createIngestProcessor(deps: {
         throw new AppError(
           'EMBEDDER_MISMATCH',
           `the API expects ${payload.embedder} vectors but this worker embeds with ${deps.ingest.embedder.name}`,
+        );
+      }
+      // A deleted document's tombstone is pruned after TOMBSTONE_KEEP_MS: an upsert queued
+      // before the deletion and run after that could bring the document back. So late, it
+      // is refused whole (after days of no worker, say), and the client sends it again.
+      if (Date.now() - job.timestamp > TOMBSTONE_KEEP_MS) {
+        throw new AppError(
+          'JOB_TIMEOUT',
+          `the ingestion waited over ${TOMBSTONE_KEEP_MS / 86_400_000} days for a worker; send it again`,
         );
       }
       if (payload.op === 'delete') {
