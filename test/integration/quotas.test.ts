@@ -92,6 +92,18 @@ describe('what a tenant holds at once', () => {
   });
 });
 
+/** Ingests as ACME and waits; a refusal comes back as its status and body. */
+async function ingestAs(
+  askq: TestAskq,
+  collection: string,
+  documents: Array<{ id: string; text: string }>,
+) {
+  const res = await askq.post('/v1/documents', { collection, documents }, as(ACME));
+  if (res.status !== 202) return refusal(res);
+  const { ingestionId } = (await res.json()) as { ingestionId: string };
+  return { status: 202, view: await waitForIngestion(askq.url, ingestionId, as(ACME)) };
+}
+
 describe('what a tenant stores', () => {
   let askq: TestAskq;
   beforeAll(async () => {
@@ -108,12 +120,8 @@ describe('what a tenant stores', () => {
     await askq?.stop();
   });
 
-  const ingest = async (collection: string, documents: Array<{ id: string; text: string }>) => {
-    const res = await askq.post('/v1/documents', { collection, documents }, as(ACME));
-    if (res.status !== 202) return refusal(res);
-    const { ingestionId } = (await res.json()) as { ingestionId: string };
-    return { status: 202, view: await waitForIngestion(askq.url, ingestionId, as(ACME)) };
-  };
+  const ingest = (collection: string, documents: Array<{ id: string; text: string }>) =>
+    ingestAs(askq, collection, documents);
   const quota = (variable: string) => ({
     status: 403,
     body: { error: { code: 'QUOTA_EXCEEDED', message: expect.stringContaining(variable) } },
@@ -164,12 +172,8 @@ describe('what one collection holds', () => {
     await askq?.stop();
   });
 
-  const ingest = async (collection: string, documents: Array<{ id: string; text: string }>) => {
-    const res = await askq.post('/v1/documents', { collection, documents }, as(ACME));
-    if (res.status !== 202) return refusal(res);
-    const { ingestionId } = (await res.json()) as { ingestionId: string };
-    return { status: 202, view: await waitForIngestion(askq.url, ingestionId, as(ACME)) };
-  };
+  const ingest = (collection: string, documents: Array<{ id: string; text: string }>) =>
+    ingestAs(askq, collection, documents);
 
   it('refuses documents past COLLECTION_MAX_DOCUMENTS in one collection, not in another', async () => {
     expect(

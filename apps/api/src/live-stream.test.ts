@@ -245,21 +245,25 @@ describe('createLiveStream', () => {
   });
 });
 
+/** A stream that replays two events a page, with a buffer no page fills. */
+const paged = (f: ReturnType<typeof fakes>, heartbeatMs: number) =>
+  createLiveStream({
+    questionId: 'q',
+    after: undefined,
+    output: f.output,
+    hub: f.hub,
+    events: f.events,
+    log: pino({ level: 'silent' }),
+    heartbeatMs,
+    maxBufferBytes: 1_000_000,
+    pageSize: 2,
+  });
+
 describe('replay in pages', () => {
   it('drops a client that takes no page for two heartbeats', async () => {
     vi.useFakeTimers();
     const f = fakes([event(1), event(2), event(3)]);
-    const live = createLiveStream({
-      questionId: 'q',
-      after: undefined,
-      output: f.output,
-      hub: f.hub,
-      events: f.events,
-      log: pino({ level: 'silent' }),
-      heartbeatMs: 1_000,
-      maxBufferBytes: 1_000_000,
-      pageSize: 2,
-    });
+    const live = paged(f, 1_000);
     f.output.buffered = 1;
     f.confirm();
     const serving = live.serve(() => undefined);
@@ -273,17 +277,7 @@ describe('replay in pages', () => {
 
   it('reads the next page only once the client has taken the last, and holds no listener after', async () => {
     const f = fakes([event(1), event(2), event(3), event(4), event(5)]);
-    const live = createLiveStream({
-      questionId: 'q',
-      after: undefined,
-      output: f.output,
-      hub: f.hub,
-      events: f.events,
-      log: pino({ level: 'silent' }),
-      heartbeatMs: 60_000,
-      maxBufferBytes: 1_000_000,
-      pageSize: 2,
-    });
+    const live = paged(f, 60_000);
     // The client reads nothing: every write stays buffered.
     f.output.buffered = 1;
     f.confirm();

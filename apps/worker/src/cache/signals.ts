@@ -39,7 +39,9 @@ export function questionSignals(question: string): QuestionSignals {
   const text = question.normalize('NFKC').toLowerCase();
   // Any script's digits (٢٠٢٣ is 2023), and the sign: -5 is not 5.
   const numbers = [...text.matchAll(/[-−]?\p{Nd}+(?:[.,]\p{Nd}+)*/gu)].map((m) =>
-    toAsciiDigits(m[0]).replace('−', '-').replace(/,(?=\d{3}\b)/g, ''),
+    toAsciiDigits(m[0])
+      .replace('−', '-')
+      .replace(/,(?=\d{3}\b)/g, ''),
   );
   const negations: string[] = [];
   for (const word of text.match(/[\p{L}']+/gu) ?? []) {
