@@ -163,6 +163,19 @@ describe('what the ingester refuses to read', () => {
     });
   });
 
+  it('does not follow a link out of the folder at read time either (a file swapped for one)', async () => {
+    const folder = join(dir, 'swapped');
+    await put('swapped/inside.md', 'Inside.');
+    await put('elsewhere/secret.md', 'Secret.');
+    await symlink(join(dir, 'elsewhere/secret.md'), join(folder, 'now-a-link.md'));
+    // As if the file had been listed before it became a link.
+    expect(await readDocument(join(folder, 'now-a-link.md'), folder)).toEqual({
+      problem: 'symbolic link out of the folder',
+    });
+    await symlink(join(folder, 'inside.md'), join(folder, 'alias.md'));
+    expect((await readDocument(join(folder, 'alias.md'), folder)).doc?.text).toBe('Inside.');
+  });
+
   it('checks the opened file, not the path: a FIFO or a device named directly is not read', async () => {
     const fifo = join(dir, 'direct.fifo.md');
     execFileSync('mkfifo', [fifo]);

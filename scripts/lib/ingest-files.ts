@@ -111,6 +111,23 @@ export async function collectFiles(
   };
 }
 
+/**
+ * Opens a file for reading without following a link out of `root`: the path is opened with
+ * O_NOFOLLOW, and a link (ELOOP) only through its target, when that lies inside `root`. So a file
+ * swapped for a link to ~/.ssh between the search and the read is refused, not sent.
+ */
+async function openInside(file: string, root: string) {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+  try {
+    return await open(file, flags);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ELOOP') throw e;
+    const target = await realpath(file);
+    if (!isInside(target, await realpath(root))) return 'symbolic link out of the folder';
+    return open(target, flags);
+  }
+}
+
 /** Whether `path` is `folder` or lies under it (both resolved). */
 function isInside(path: string, folder: string): boolean {
   const rel = relative(folder, path);
@@ -123,8 +140,9 @@ function isInside(path: string, folder: string): boolean {
  * the search and the read is still refused (O_NONBLOCK: opening a FIFO does not wait for a
  * writer). The size is not trusted either: at most `cap` + 1 bytes are read, whatever it says.
  */
-async function readCapped(file: string, cap: number): Promise<Buffer | string> {
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+async function readCapped(file: string, root: string, cap: number): Promise<Buffer | string> {
+  const handle = await openInside(file, root);
+  if (typeof handle === 'string') return handle;
   try {
     const info = await handle.stat();
     if (!info.isFile()) return 'not a regular file';
@@ -148,7 +166,7 @@ export async function readDocument(
   file: string,
   root: string,
 ): Promise<{ doc?: Doc; problem?: string }> {
-  const bytes = await readCapped(file, MAX_REQUEST_BYTES);
+  const bytes = await readCapped(file, root, MAX_REQUEST_BYTES);
   if (typeof bytes === 'string') return { problem: bytes };
   // Text has no NUL byte; a file with one is binary (an image or archive named .md, say).
   if (bytes.includes(0)) return { problem: 'binary (holds NUL bytes)' };
