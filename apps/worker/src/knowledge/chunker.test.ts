@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { splitSentences } from '../text/tokenize.js';
 import { createChunker } from './chunker.js';
 
 const sentence = (n: number) => `Sentence number ${n} says something useful about topic ${n}.`;
@@ -49,5 +50,20 @@ describe('createChunker', () => {
       { id: 'd#0', index: 0, text: 'Just one line.' },
     ]);
     expect(() => createChunker({ chunkSize: 100, chunkOverlap: 100 })).toThrow(RangeError);
+  });
+});
+
+describe('headings in chunks', () => {
+  it('keeps a heading apart from the sentence after it, so a chunk reads as the document did', () => {
+    const [chunk] = createChunker({ chunkSize: 200, chunkOverlap: 20 })(
+      'd',
+      '# Resuming a stream\n\nA client sends the last id. The stream goes on.',
+    );
+    expect(chunk!.text).toBe('Resuming a stream\n\nA client sends the last id. The stream goes on.');
+    expect(splitSentences(chunk!.text)).toEqual([
+      'Resuming a stream',
+      'A client sends the last id.',
+      'The stream goes on.',
+    ]);
   });
 });

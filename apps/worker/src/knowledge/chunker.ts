@@ -34,22 +34,27 @@ export function createChunker(options: ChunkerOptions) {
     let current: string[] = [];
     let length = 0;
     for (const sentence of sentences) {
-      const added = length === 0 ? sentence.length : length + 1 + sentence.length;
+      const gap = current.length === 0 ? 0 : separator(current.at(-1)!).length;
+      const added = length === 0 ? sentence.length : length + gap + sentence.length;
       if (added > options.chunkSize && current.length > 0) {
         chunks.push(current);
-        current = overlapOf(current, options.chunkOverlap, options.chunkSize - sentence.length - 1);
+        current = overlapOf(current, options.chunkOverlap, options.chunkSize - sentence.length - 2);
         length = joinedLength(current);
       }
+      const before = current.at(-1);
       current.push(sentence);
       // Kept as it grows rather than summed again per sentence: a chunk of hundreds of one-word
       // sentences would otherwise cost a pass over all of them for each one added.
-      length = length === 0 ? sentence.length : length + 1 + sentence.length;
+      length =
+        before === undefined
+          ? sentence.length
+          : length + separator(before).length + sentence.length;
     }
     if (current.length > 0) chunks.push(current);
     return chunks.map((parts, index) => ({
       id: `${documentId}#${index}`,
       index,
-      text: parts.join(' '),
+      text: joined(parts),
     }));
   };
 }
@@ -59,9 +64,29 @@ export function withTerms(chunks: Chunk[]): Chunk[] {
   return chunks.map((c) => ({ ...c, lexical: termCounts(c.text) }));
 }
 
-/** Length of parts joined by single spaces. */
+// A heading, a list item or another fragment ends without closing punctuation.
+const CLOSED = /[.!?:;…。！？]["'`)\]]*$/u;
+
+/**
+ * What follows a part in a chunk's text: a space after a sentence, a blank line after a fragment
+ * (a heading), so that reading the chunk again (the extractive answer splits it into sentences)
+ * finds the heading apart from the sentence after it, as it was in the document.
+ */
+function separator(part: string): string {
+  return CLOSED.test(part) ? ' ' : '\n\n';
+}
+
+function joined(parts: string[]): string {
+  let text = parts[0] ?? '';
+  for (let i = 1; i < parts.length; i++) text += separator(parts[i - 1]!) + parts[i];
+  return text;
+}
+
+/** Length of the parts as {@link joined} joins them. */
 function joinedLength(parts: string[]): number {
-  return parts.reduce((sum, p) => sum + p.length, 0) + Math.max(0, parts.length - 1);
+  let length = 0;
+  parts.forEach((p, i) => (length += p.length + (i === 0 ? 0 : separator(parts[i - 1]!).length)));
+  return length;
 }
 
 /** The trailing sentences that fit in `overlap` characters and still leave room for the next. */
@@ -70,7 +95,7 @@ function overlapOf(parts: string[], overlap: number, room: number): string[] {
   let length = 0;
   for (let i = parts.length - 1; i >= 0; i--) {
     const part = parts[i] ?? '';
-    const next = length === 0 ? part.length : length + 1 + part.length;
+    const next = length === 0 ? part.length : length + separator(part).length + part.length;
     if (next > Math.min(overlap, room)) break;
     kept.unshift(part);
     length = next;
