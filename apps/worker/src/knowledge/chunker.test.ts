@@ -59,7 +59,9 @@ describe('headings in chunks', () => {
       'd',
       '# Resuming a stream\n\nA client sends the last id. The stream goes on.',
     );
-    expect(chunk!.text).toBe('Resuming a stream\n\nA client sends the last id. The stream goes on.');
+    expect(chunk!.text).toBe(
+      'Resuming a stream\n\nA client sends the last id. The stream goes on.',
+    );
     expect(splitSentences(chunk!.text)).toEqual([
       'Resuming a stream',
       'A client sends the last id.',
