@@ -1,7 +1,7 @@
 import type { QuestionResult, Source } from '@askq/shared';
 import { STOPWORDS, tokenize } from '../text/tokenize.js';
 import { stem } from '../text/terms.js';
-import { sameSignals } from './signals.js';
+import { questionSignals } from './signals.js';
 
 /**
  * Whether one question's answer may serve another, however alike their embeddings: the
@@ -18,12 +18,31 @@ import { sameSignals } from './signals.js';
  * every doubt refuses.
  */
 export function sameQuestion(a: string, b: string): boolean {
-  if (!sameSignals(normalizeApostrophes(a), normalizeApostrophes(b))) return false;
-  const x = concepts(a);
-  const y = concepts(b);
-  if (x.join(' ') === y.join(' ')) return true;
-  if (relates(a) || relates(b)) return false;
-  return sameSet(x, y);
+  return sameShape(shapeOf(a), shapeOf(b));
+}
+
+/** What the guard compares of a question, read once (a lookup compares one against several). */
+export interface QuestionShape {
+  signals: string;
+  concepts: string[];
+  relates: boolean;
+}
+
+export function shapeOf(question: string): QuestionShape {
+  const { numbers, negations } = questionSignals(normalizeApostrophes(question));
+  return {
+    signals: `${numbers.join('|')}\n${negations.join('|')}`,
+    concepts: concepts(question),
+    relates: relates(question),
+  };
+}
+
+/** {@link sameQuestion} of two questions already read. */
+export function sameShape(x: QuestionShape, y: QuestionShape): boolean {
+  if (x.signals !== y.signals) return false;
+  if (x.concepts.join(' ') === y.concepts.join(' ')) return true;
+  if (x.relates || y.relates) return false;
+  return sameSet(x.concepts, y.concepts);
 }
 
 /**

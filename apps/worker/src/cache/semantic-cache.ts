@@ -11,7 +11,7 @@ import {
 import { createBatcher } from '../knowledge/batcher.js';
 import { chromaClientFor, type QueryRow } from '../knowledge/chroma-store.js';
 import { createRecentEntries } from './recent-entries.js';
-import { sameQuestion } from './guards.js';
+import { sameShape, shapeOf } from './guards.js';
 
 interface StoredEntry {
   collection: Collection;
@@ -216,10 +216,12 @@ export function createSemanticCache(options: {
       const oldest = Date.now() - options.ttlSeconds * 1_000;
       const scoped = stored.filter((row) => row.metadata?.scope === fields.scope);
       const rows = [...written, ...scoped].sort((a, b) => (a.distance ?? 1) - (b.distance ?? 1));
+      // The new question is read once, not once per row it is compared with.
+      const own = shapeOf(identity.question);
       for (const row of rows) {
         const similarity = 1 - (row.distance ?? 1);
         const asked = typeof row.metadata?.question === 'string' ? row.metadata.question : '';
-        if (similarity < options.threshold || !sameQuestion(identity.question, asked)) continue;
+        if (similarity < options.threshold || !sameShape(own, shapeOf(asked))) continue;
         const entry = JSON.parse(row.document ?? 'null') as CachedAnswer | null;
         if (entry && entry.storedAt >= oldest) return entry;
       }
