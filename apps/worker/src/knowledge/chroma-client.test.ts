@@ -28,8 +28,10 @@ it('aborts a request past its timeout: nothing else would end it, the server nev
   const error = await client.getCollection({ name: 'never' }).catch((e: unknown) => e);
   // No race around the call any more: only the request's own signal can have ended it.
   expect(error).toBeInstanceOf(Error);
-  expect(held.splice(0)).toHaveLength(1);
-});
+  expect(held.splice(0).length).toBeGreaterThanOrEqual(1);
+  // The chromadb client retries a failed connection with a backoff of its own: bounded, but
+  // on a loaded machine its attempts of 200 ms each add up past vitest's 5 s default.
+}, 30_000);
 
 it('fails a store call past its timeout as RETRIEVAL_FAILED, retryable, saying why', async () => {
   const store = createChromaStore({ url, prefix: 'p', timeoutMs: 200 });
@@ -40,4 +42,4 @@ it('fails a store call past its timeout as RETRIEVAL_FAILED, retryable, saying w
   expect(error).toMatchObject({ code: 'RETRIEVAL_FAILED', retryable: true });
   expect((error as Error).message).toContain('no answer within 200 ms');
   held.splice(0);
-});
+}, 30_000);
