@@ -23,3 +23,4 @@ export * from './capacity.js';
 export * from './leases.js';
 export * from './watchdog.js';
 export * from './api-schemas.js';
+export * from './deadline.js';

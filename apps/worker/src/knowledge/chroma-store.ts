@@ -1,5 +1,5 @@
 import { ChromaClient, ChromaNotFoundError, type Collection, type QueryResult } from 'chromadb';
-import { AppError, type Source } from '@askq/shared';
+import { AppError, withDeadline, type Source } from '@askq/shared';
 import { cosine } from '../embeddings/cosine.js';
 import type { TermCounts } from '../text/terms.js';
 import { createBatcher } from './batcher.js';
@@ -40,10 +40,11 @@ export interface VectorStore {
 
 /**
  * A Chroma client for a server URL such as http://127.0.0.1:8000. With `timeoutMs`, every request
- * it makes carries a timeout signal, so a request to a hung server is aborted, not left running
- * after its caller gave up: the chromadb client takes no signal per call, but its HTTP client
- * runs request interceptors (the client's `apiClient`, shared with its collections). Were that to
- * change, requests would only go back to being bounded by their callers' waits.
+ * it makes, its body included, is bounded by a deadline, so a request to a hung server is aborted,
+ * not left running after its caller gave up. The chromadb client takes no signal per call, but
+ * its HTTP client (`apiClient`, shared with its collections) takes a `fetch` of its own, which is
+ * wrapped here. Were that to change, requests would only go back to being bounded by their
+ * callers' waits.
  */
 export function chromaClientFor(
   serverUrl: string,
@@ -67,21 +68,33 @@ export function chromaClientFor(
   // less), and the server takes either.
   client.supportsBase64Encoding = () => Promise.resolve(false);
   const { timeoutMs } = options;
-  if (timeoutMs !== undefined) {
-    const api = (client as unknown as { apiClient?: RequestInterceptors }).apiClient;
-    api?.interceptors?.request?.use(
-      (request) =>
-        new Request(request, {
-          signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]),
+  const api = (client as unknown as { apiClient?: FetchConfig }).apiClient;
+  const inner = api?.getConfig().fetch;
+  if (timeoutMs !== undefined && api && inner) {
+    api.setConfig({
+      fetch: (request: Request) =>
+        // The signal goes to fetch beside the request, not into a copy of it: a Request copied
+        // from another follows its signal only weakly, and loses it at the next collection.
+        withDeadline(timeoutMs, request.signal, async (signal) => {
+          const response = await inner(request, { signal });
+          // Read here so the deadline bounds the body too: the client reads it after fetch.
+          const body = NULL_BODY_STATUSES.has(response.status)
+            ? null
+            : await response.arrayBuffer();
+          return new Response(body, response);
         }),
-    );
+    });
   }
   return client;
 }
 
-/** The part of the chromadb client's HTTP client that adds the timeout. */
-interface RequestInterceptors {
-  interceptors?: { request?: { use(fn: (request: Request) => Request): unknown } };
+/** Statuses whose responses have no body (a Response made with one throws). */
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+/** The part of the chromadb client's HTTP client that the deadline wraps. */
+interface FetchConfig {
+  getConfig(): { fetch?: (request: Request, init?: RequestInit) => Promise<Response> };
+  setConfig(config: { fetch: (request: Request) => Promise<Response> }): unknown;
 }
 
 /**
