@@ -6,7 +6,7 @@
 // their status and askq's error body, a timeout. Reads no env and never exits: callers do that.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createParser } from 'eventsource-parser';
-import { toError } from '@askq/shared';
+import { deadline, toError } from '@askq/shared';
 import { apiErrorOf, networkReason } from './http.js';
 
 /** One event of the stream; `data` is parsed JSON (askq's events), or the raw text otherwise. */
@@ -110,15 +110,13 @@ export class EventStreamError extends Error {
  * without a terminal event first it is EventStreamError 'no-terminal'.
  */
 export async function followEvents(options: FollowOptions): Promise<StreamOutcome> {
-  const timeout =
-    options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
-  const signals = [options.signal, timeout].filter((s) => s !== undefined);
-  const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+  const limit =
+    options.timeoutMs === undefined ? undefined : deadline(options.timeoutMs, options.signal);
   try {
-    return await follow(options, signal);
+    return await follow(options, limit?.signal ?? options.signal);
   } catch (e) {
     options.signal?.throwIfAborted();
-    if (timeout?.aborted) {
+    if (limit?.timedOut) {
       throw new EventStreamError(
         'timeout',
         `no terminal event from ${options.url} within ${options.timeoutMs} ms`,
@@ -126,6 +124,8 @@ export async function followEvents(options: FollowOptions): Promise<StreamOutcom
       );
     }
     throw e;
+  } finally {
+    limit?.clear();
   }
 }
 

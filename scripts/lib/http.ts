@@ -1,7 +1,7 @@
 // Small pieces the command-line clients share for talking to askq's HTTP API.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { ErrorBodySchema, toError } from '@askq/shared';
+import { ErrorBodySchema, toError, withDeadline } from '@askq/shared';
 
 const MAX_RETRY_AFTER_MS = 60_000;
 
@@ -94,14 +94,16 @@ export async function requestJson(
     let response: Response;
     let text: string;
     try {
-      const timeout = AbortSignal.timeout(timeoutMs);
-      response = await doFetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      // The deadline covers the body, which is read inside it.
+      [response, text] = await withDeadline(timeoutMs, signal, async (bounded) => {
+        const reply = await doFetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: bounded,
+        });
+        return [reply, await reply.text()] as const;
       });
-      text = await response.text();
     } catch (e) {
       signal?.throwIfAborted();
       const err = toError(e);

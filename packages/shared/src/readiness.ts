@@ -1,5 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import { assertRedisVersion, type RedisClient } from './redis.js';
+import { deadline } from './deadline.js';
 
 /**
  * A dependency's probe: resolves when it answers (with a warning when it answers but nears a
@@ -25,20 +26,20 @@ export async function checkReadiness(
   const warnings: string[] = [];
   const entries = await Promise.all(
     Object.entries(probes).map(async ([name, probe]) => {
-      const signal = AbortSignal.timeout(timeoutMs);
+      const limit = deadline(timeoutMs);
       try {
         const warning = await Promise.race([
-          probe(signal),
+          probe(limit.signal),
           new Promise<never>((_, reject) => {
-            signal.addEventListener('abort', () =>
-              reject(new Error(`no answer within ${timeoutMs} ms`)),
-            );
+            limit.signal.addEventListener('abort', () => reject(limit.signal.reason as Error));
           }),
         ]);
         if (warning) warnings.push(`${name}: ${warning}`);
         return [name, 'ok'] as const;
       } catch (e) {
         return [name, `down: ${e instanceof Error ? e.message : String(e)}`] as const;
+      } finally {
+        limit.clear();
       }
     }),
   );

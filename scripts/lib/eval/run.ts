@@ -3,7 +3,13 @@
 // its result, ranks the same questions with BM25 over the corpus when one is given, and sums it
 // all up. Reads no env and never exits: the CLI does that.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { toError, type CollectionView, type QuestionResult, type Source } from '@askq/shared';
+import {
+  toError,
+  withDeadline,
+  type CollectionView,
+  type QuestionResult,
+  type Source,
+} from '@askq/shared';
 import { withoutTrailingSlashes } from '../base-url.js';
 import { EventStreamError, followEvents } from '../event-stream.js';
 import { networkReason, parseJson, retryAfterMs } from '../http.js';
@@ -142,18 +148,19 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
       let response: Response;
       let text: string;
       try {
-        const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-        response = await doFetch(baseUrl + path, {
-          method,
-          headers: {
-            accept: 'application/json',
-            ...headers,
-            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        [response, text] = await withDeadline(REQUEST_TIMEOUT_MS, signal, async (bounded) => {
+          const reply = await doFetch(baseUrl + path, {
+            method,
+            headers: {
+              accept: 'application/json',
+              ...headers,
+              ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+            },
+            body: body === undefined ? undefined : JSON.stringify(body),
+            signal: bounded,
+          });
+          return [reply, await reply.text()] as const;
         });
-        text = await response.text();
       } catch (e) {
         signal?.throwIfAborted();
         if (!reached || attempt >= MAX_RETRIES) {

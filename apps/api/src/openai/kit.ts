@@ -1,5 +1,12 @@
 import type { Request, RequestHandler, Response } from 'express';
-import { AppError, AskRequest, type EventLog, type LoggedEvent, type Turn } from '@askq/shared';
+import {
+  AppError,
+  AskRequest,
+  withDeadline,
+  type EventLog,
+  type LoggedEvent,
+  type Turn,
+} from '@askq/shared';
 import type { Asking } from '../asking.js';
 import type { DocumentService } from '../document-service.js';
 import type { Follower, StreamLease } from '../follow.js';
@@ -83,11 +90,8 @@ export function createOpenAiKit(deps: OpenAiDeps) {
       const left = new AbortController();
       res.once('close', () => left.abort());
       if (res.closed) left.abort();
-      const signal =
-        timeoutMs === undefined
-          ? left.signal
-          : AbortSignal.any([left.signal, AbortSignal.timeout(timeoutMs)]);
-      return deps.follower.end(id, signal);
+      if (timeoutMs === undefined) return deps.follower.end(id, left.signal);
+      return withDeadline(timeoutMs, left.signal, (signal) => deps.follower.end(id, signal));
     },
 
     /**

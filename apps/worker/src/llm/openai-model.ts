@@ -1,5 +1,5 @@
 import OpenAI from 'openai';
-import { AppError, type Route } from '@askq/shared';
+import { AppError, withDeadline, type Route } from '@askq/shared';
 import type { ChatModel, GenerationChunk } from './chat-model.js';
 import { buildMessages, buildRewriteMessages } from './prompt.js';
 
@@ -95,19 +95,19 @@ export function createOpenAiModel(options: OpenAiModelOptions): ChatModel {
 
     /** One short, unstreamed request to the fast model, bounded by the idle timeout. */
     async rewrite({ question, history, signal }) {
-      const completion = await client.chat.completions
-        .create(
+      const completion = await withDeadline(options.idleTimeoutMs, signal, (bounded) =>
+        client.chat.completions.create(
           {
             model: options.models.fast,
             messages: buildRewriteMessages(question, history),
             max_tokens: REWRITE_MAX_TOKENS,
             temperature: 0,
           },
-          { signal: AbortSignal.any([signal, AbortSignal.timeout(options.idleTimeoutMs)]) },
-        )
-        .catch((e: unknown) => {
-          throw classify(e);
-        });
+          { signal: bounded },
+        ),
+      ).catch((e: unknown) => {
+        throw classify(e);
+      });
       return {
         text: completion.choices[0]?.message?.content ?? '',
         usage: {
