@@ -61,6 +61,13 @@ describe('splitSentences', () => {
     ]);
   });
 
+  it('ends no sentence at a mark with no space after it, and keeps the text as it was', () => {
+    // ICU breaks after any "?" or "!": inside a query string it is no sentence end.
+    expect(
+      splitSentences('Send it as the `?lastEventId=` query parameter. Or ask Yahoo!Mail? Fine.'),
+    ).toEqual(['Send it as the `?lastEventId=` query parameter.', 'Or ask Yahoo!Mail?', 'Fine.']);
+  });
+
   it('treats headings, list items and blank lines as boundaries and joins soft-wrapped lines', () => {
     const text = [
       '# Caching',
@@ -142,6 +149,7 @@ describe('pathological text at the largest accepted size', () => {
     'runs of #': '#'.repeat(MIB),
     'deep lists': `${'- '.repeat(500)}item\n`.repeat(MIB / 1005),
     'blank lines': '\n'.repeat(MIB),
+    'marks glued to words': 'a?b!'.repeat(MIB / 4),
   };
   for (const [name, text] of Object.entries(inputs)) {
     it(`splits ${name} in linear time`, { timeout: 30_000 }, () => {

@@ -130,8 +130,11 @@ export function splitSentences(text: string): string[] {
   const sentences: string[] = [];
   for (const block of blocks(text)) {
     let pending = '';
-    // Whether the last piece ended in an abbreviation, so the next piece continues its sentence.
+    // Whether the next piece continues the last one's sentence: after an abbreviation, or where
+    // ICU broke with no space after the mark (it ends a sentence at any "?" or "!", so the query
+    // string in "`?lastEventId=`" or "Yahoo!Mail" would be cut, and come back with a space in it).
     let mergeNext = false;
+    let glued = false;
     for (const segment of sentenceSegments(block)) {
       const piece = segment.trim();
       if (piece === '') continue;
@@ -139,8 +142,9 @@ export function splitSentences(text: string): string[] {
         sentences.push(pending);
         pending = '';
       }
-      pending = pending === '' ? piece : `${pending} ${piece}`;
-      mergeNext = endsWithAbbreviation(piece);
+      pending = pending === '' ? piece : `${pending}${glued ? '' : ' '}${piece}`;
+      glued = !isWhitespace(segment.charCodeAt(segment.length - 1));
+      mergeNext = glued || endsWithAbbreviation(piece);
     }
     if (pending !== '') sentences.push(pending);
   }
