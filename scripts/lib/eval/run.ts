@@ -2,17 +2,10 @@
 // concurrency, `cache: false`, `topK: 4` unless told otherwise), follows each event stream to
 // its result, ranks the same questions with BM25 over the corpus when one is given, and sums it
 // all up. Reads no env and never exits: the CLI does that.
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  toError,
-  withDeadline,
-  type CollectionView,
-  type QuestionResult,
-  type Source,
-} from '@askq/shared';
+import { toError, type CollectionView, type QuestionResult, type Source } from '@askq/shared';
 import { withoutTrailingSlashes } from '../base-url.js';
 import { EventStreamError, followEvents } from '../event-stream.js';
-import { networkReason, parseJson, retryAfterMs } from '../http.js';
+import { requestJson, UnreachableError } from '../http.js';
 import { createBm25Index, type Bm25Document } from './bm25.js';
 import type { LabelledQuestion } from './labelled.js';
 import {
@@ -115,8 +108,6 @@ export class EvalAbortedError extends Error {
   }
 }
 
-// 429 and 503 come with Retry-After (SPEC 2, 7); 502/504 are proxies in front of a restarting API.
-const RETRY_STATUSES = new Set([429, 502, 503, 504]);
 const MAX_RETRIES = 5;
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -144,51 +135,33 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
     signal: AbortSignal | undefined,
     body?: unknown,
   ): Promise<Reply> => {
-    for (let attempt = 0; ; attempt++) {
-      let response: Response;
-      let text: string;
-      try {
-        [response, text] = await withDeadline(REQUEST_TIMEOUT_MS, signal, async (bounded) => {
-          const reply = await doFetch(baseUrl + path, {
-            method,
-            headers: {
-              accept: 'application/json',
-              ...headers,
-              ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-            },
-            body: body === undefined ? undefined : JSON.stringify(body),
-            signal: bounded,
-          });
-          return [reply, await reply.text()] as const;
-        });
-      } catch (e) {
-        signal?.throwIfAborted();
-        if (!reached || attempt >= MAX_RETRIES) {
-          throw new EvalAbortedError(
-            'unreachable',
-            `cannot reach askq at ${baseUrl}: ${networkReason(toError(e))}`,
-            { cause: e },
-          );
-        }
-        await sleep(250 * 2 ** attempt, undefined, { signal });
-        continue;
-      }
-      reached = true;
-      if (RETRY_STATUSES.has(response.status) && attempt < MAX_RETRIES) {
-        await sleep(retryAfterMs(response.headers.get('retry-after'), attempt), undefined, {
-          signal,
-        });
-        continue;
-      }
-      const reply = { status: response.status, json: parseJson(text) };
-      if (reply.status === 401 || reply.status === 403) {
-        throw new EvalAbortedError(
-          'unauthorized',
-          `${method} ${path} was refused: ${errorText(reply)}`,
-        );
-      }
-      return reply;
+    let reply: Reply;
+    try {
+      reply = await requestJson(baseUrl + path, {
+        method,
+        headers,
+        body,
+        signal,
+        fetch: doFetch,
+        retries: MAX_RETRIES,
+        timeoutMs: REQUEST_TIMEOUT_MS,
+        retryNetworkErrors: reached,
+      });
+    } catch (e) {
+      signal?.throwIfAborted();
+      if (!(e instanceof UnreachableError)) throw e;
+      throw new EvalAbortedError('unreachable', `cannot reach askq at ${baseUrl}: ${e.reason}`, {
+        cause: e,
+      });
     }
+    reached = true;
+    if (reply.status === 401 || reply.status === 403) {
+      throw new EvalAbortedError(
+        'unauthorized',
+        `${method} ${path} was refused: ${errorText(reply)}`,
+      );
+    }
+    return reply;
   };
 
   const target = await findCollection(call, options.signal, baseUrl, collection ?? 'default');
