@@ -60,12 +60,47 @@ describe('headings in chunks', () => {
       '# Resuming a stream\n\nA client sends the last id. The stream goes on.',
     );
     expect(chunk!.text).toBe(
-      'Resuming a stream\n\nA client sends the last id. The stream goes on.',
+      '# Resuming a stream\n\nA client sends the last id. The stream goes on.',
     );
     expect(splitSentences(chunk!.text)).toEqual([
       'Resuming a stream',
       'A client sends the last id.',
       'The stream goes on.',
     ]);
+  });
+
+  it('never ends a chunk with a heading: it opens the next, with its section', () => {
+    const text = [
+      '# Guide',
+      '',
+      ...Array.from({ length: 3 }, (_, i) => sentence(i)),
+      '',
+      '## Resuming',
+      '',
+      ...Array.from({ length: 3 }, (_, i) => sentence(i + 3)),
+      '',
+      '## Stopping',
+      '',
+      'Stopping ends the streams.',
+    ].join('\n');
+    for (const size of [120, 150, 200, 260]) {
+      const chunks = createChunker({ chunkSize: size, chunkOverlap: 70 })('d', text);
+      for (const chunk of chunks) {
+        expect(chunk.text.length).toBeLessThanOrEqual(size);
+        expect(chunk.text).not.toMatch(/(^|\n\n)#+ [^\n]*$/);
+      }
+      // Each heading stands on a line of its own, and every sentence is still there, in order.
+      const resuming = chunks.find((c) => c.text.includes('## Resuming'))!;
+      expect(resuming.text).toMatch(/(^|\n\n)## Resuming\n\nSentence number 3 /);
+      const sentences = [...new Set(chunks.flatMap((c) => splitSentences(c.text)))];
+      expect(sentences).toEqual([
+        'Guide',
+        ...Array.from({ length: 3 }, (_, i) => sentence(i)),
+        'Resuming',
+        ...Array.from({ length: 3 }, (_, i) => sentence(i + 3)),
+        'Stopping',
+        'Stopping ends the streams.',
+      ]);
+    }
   });
 });

@@ -122,41 +122,57 @@ function isLowSurrogate(code: number): boolean {
   return code >= 0xdc00 && code <= 0xdfff;
 }
 
+/** A sentence of a text, or one of its Markdown headings. */
+export interface TextUnit {
+  text: string;
+  /** The heading's level (1 for `#`, up to 6), 0 for a sentence. */
+  heading: number;
+}
+
 /**
  * Splits text into trimmed, non-empty sentences. Markdown headings, list items, table rows and blank
  * lines are boundaries and lose their markers; other line breaks are soft wraps inside a paragraph.
  */
 export function splitSentences(text: string): string[] {
-  const sentences: string[] = [];
+  return splitUnits(text).map((unit) => unit.text);
+}
+
+/** {@link splitSentences}, with each heading kept whole and marked with its level. */
+export function splitUnits(text: string): TextUnit[] {
+  const units: TextUnit[] = [];
   for (const block of blocks(text)) {
+    if (block.heading > 0) {
+      units.push(block);
+      continue;
+    }
     let pending = '';
     // Whether the next piece continues the last one's sentence: after an abbreviation, or where
     // ICU broke with no space after the mark (it ends a sentence at any "?" or "!", so the query
     // string in "`?lastEventId=`" or "Yahoo!Mail" would be cut, and come back with a space in it).
     let mergeNext = false;
     let glued = false;
-    for (const segment of sentenceSegments(block)) {
+    for (const segment of sentenceSegments(block.text)) {
       const piece = segment.trim();
       if (piece === '') continue;
       if (pending !== '' && !mergeNext) {
-        sentences.push(pending);
+        units.push({ text: pending, heading: 0 });
         pending = '';
       }
       pending = pending === '' ? piece : `${pending}${glued ? '' : ' '}${piece}`;
       glued = !isWhitespace(segment.charCodeAt(segment.length - 1));
       mergeNext = glued || endsWithAbbreviation(piece);
     }
-    if (pending !== '') sentences.push(pending);
+    if (pending !== '') units.push({ text: pending, heading: 0 });
   }
-  return sentences;
+  return units;
 }
 
 /** Paragraph-like blocks of Markdown, markers stripped and soft-wrapped lines joined. */
-function blocks(text: string): string[] {
-  const result: string[] = [];
+function blocks(text: string): TextUnit[] {
+  const result: TextUnit[] = [];
   let current: string[] = [];
-  const flush = (): void => {
-    if (current.length > 0) result.push(current.join(' '));
+  const flush = (heading = 0): void => {
+    if (current.length > 0) result.push({ text: current.join(' '), heading });
     current = [];
   };
   for (const raw of text.split(/\r\n|\r|\n/)) {
@@ -165,8 +181,9 @@ function blocks(text: string): string[] {
       flush();
     } else if (HEADING.test(line)) {
       flush();
-      current.push(stripClosingHashes(line.replace(HEADING, '')));
-      flush();
+      const heading = stripClosingHashes(line.replace(HEADING, ''));
+      if (heading !== '') current.push(heading);
+      flush(HEADING.exec(line)![0].trim().length);
     } else if (BULLET.test(line)) {
       flush();
       current.push(line.replace(BULLET, ''));
