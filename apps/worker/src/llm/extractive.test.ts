@@ -213,3 +213,29 @@ describe('extract quotes a source’s own citation marks as text', () => {
     expect(answer).toBe('Refunds take 14 days, see (2) and (3). [1]');
   });
 });
+
+describe('extract reads a passage’s headings', () => {
+  // Two sentences that hold the same question word; only one is under a heading about it.
+  const guide = source(
+    '## Shutting down\n\nThe API ends every connection on shutdown.\n\n' +
+      '## Reconnecting\n\nA client sends the last id it saw on each connection.',
+  );
+
+  it('prefers the sentence under a heading that holds the rest of the question', () => {
+    const answer = extract({
+      question: 'How do I handle reconnecting a connection?',
+      sources: [guide],
+      maxSentences: 1,
+    });
+    expect(answer).toBe('A client sends the last id it saw on each connection. [1]');
+  });
+
+  it('never quotes a heading as an answer', () => {
+    const answer = extract({
+      question: 'Reconnecting and shutting down?',
+      sources: [guide],
+      maxSentences: 3,
+    });
+    expect(answer).not.toMatch(/(^|\] )(Reconnecting|Shutting down) \[/);
+  });
+});

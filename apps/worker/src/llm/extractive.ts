@@ -2,7 +2,7 @@ import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import type { Source } from '@askq/shared';
 import { terms } from '../text/terms.js';
 import { neutralize } from './fence.js';
-import { splitSentences } from '../text/tokenize.js';
+import { splitUnits } from '../text/tokenize.js';
 import type { ChatModel, GenerateInput, GenerationChunk } from './chat-model.js';
 
 /** Options of {@link createExtractiveModel}. */
@@ -48,6 +48,8 @@ const LONG_SENTENCE_WORDS = 20;
 const MMR_LAMBDA = 0.7;
 // A sentence this close to the best is added even if it covers no new question word.
 const CLOSE_TO_BEST = 0.8;
+// How much a question word counts when only the heading above a sentence holds it.
+const SECTION_WEIGHT = 0.5;
 // Jaccard similarity of content words above which two sentences say the same thing.
 const DUPLICATE_SIMILARITY = 0.8;
 
@@ -55,6 +57,8 @@ interface Candidate {
   text: string;
   sourceNumber: number;
   words: Set<string>;
+  /** The words of the heading the sentence is under, in its passage. */
+  section: Set<string>;
   score: number;
   /** Share of the question's words (by idf) the sentence holds. */
   coverage: number;
@@ -144,11 +148,18 @@ export function extract(input: ExtractInput): string {
   const candidates: Candidate[] = [];
   sources.forEach((source, i) => {
     if (kept && !kept.has(i)) return;
-    for (const text of splitSentences(source.text)) {
+    // A heading is no answer, but it says what the sentences under it are about.
+    let section = new Set<string>();
+    for (const unit of splitUnits(source.text)) {
+      if (unit.heading > 0) {
+        section = new Set(terms(unit.text));
+        continue;
+      }
       candidates.push({
-        text,
+        text: unit.text,
         sourceNumber: i + 1,
-        words: new Set(terms(text)),
+        words: new Set(terms(unit.text)),
+        section,
         score: 0,
         coverage: 0,
       });
@@ -166,8 +177,13 @@ export function extract(input: ExtractInput): string {
 
   for (const candidate of candidates) {
     let matched = 0;
-    for (const word of questionWords) if (candidate.words.has(word)) matched += idf.get(word) ?? 0;
+    let context = 0;
+    for (const word of questionWords) {
+      if (candidate.words.has(word)) matched += idf.get(word) ?? 0;
+      else if (candidate.section.has(word)) context += idf.get(word) ?? 0;
+    }
     if (matched === 0) continue;
+    matched += SECTION_WEIGHT * context;
     // The passage retrieval ranked first most often holds the answer (hybrid retrieval puts the
     // right document first for ~9 questions in 10); later ones are heard, a little less.
     const retrieval = 1 / (1 + RANK_DISCOUNT * (candidate.sourceNumber - 1));
