@@ -57,6 +57,7 @@ function fakeResponse() {
   const written: string[] = [];
   const res = Object.assign(emitter, {
     closed: false,
+    writableEnded: false,
     writableLength: 0,
     write: (chunk: Buffer | string) => {
       written.push(String(chunk));
@@ -64,6 +65,7 @@ function fakeResponse() {
     },
     end: (chunk?: string) => {
       if (chunk) written.push(chunk);
+      res.writableEnded = true;
       res.leave();
     },
     destroy: () => res.leave(),
@@ -134,5 +136,31 @@ describe('createFollower', () => {
     await new Promise((resolve) => setImmediate(resolve));
     streams.closeAll();
     await expect(ended).rejects.toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+  });
+
+  it('ends a stream that opens after shutdown began, with its farewell', async () => {
+    const { follower, streams } = fakes();
+    streams.closeAll();
+    const { res, asResponse, written } = fakeResponse();
+    await follower
+      .open('acme', 'q1', asResponse, { farewell: () => 'data: {"error":{}}\n\n' })
+      .serve(() => written.push('HEAD'));
+    await vi.waitFor(() => expect(res.closed).toBe(true));
+    expect(written[0]).toBe('HEAD');
+    expect(written.at(-1)).toBe('data: {"error":{}}\n\n');
+    expect(streams.size).toBe(0);
+  });
+
+  it('answers 503 to a wait that starts after shutdown began', async () => {
+    const { follower, streams } = fakes([{ id: '1-0', event: 'token', data: '{}' }]);
+    streams.closeAll();
+    await expect(follower.end('q1', new AbortController().signal)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+    });
+  });
+
+  it('ends a wait at once for a client that left before it began', async () => {
+    const { follower } = fakes([{ id: '1-0', event: 'token', data: '{}' }]);
+    expect(await follower.end('q1', AbortSignal.abort())).toBeUndefined();
   });
 });

@@ -178,6 +178,7 @@ export function createFollower(deps: FollowDeps) {
         output: {
           write: () => true,
           writableLength: 0,
+          writableEnded: false,
           writableNeedDrain: false,
           end: () => finish(),
           destroy: () => finish(),
@@ -205,6 +206,8 @@ export function createFollower(deps: FollowDeps) {
         leave();
       });
       signal.addEventListener('abort', leave, { once: true });
+      // A client gone before this (during the ask) fires no abort event any more.
+      if (signal.aborted) leave();
       try {
         await live.serve(() => undefined).catch(unavailable);
         await ended;

@@ -47,8 +47,13 @@ function fakes(logged: LoggedEvent[] = []) {
     destroyed: false,
     buffered: 0,
     write(chunk) {
+      // As a real response does (it throws in the process, from an 'error' event).
+      if (this.ended) throw new Error('write after end');
       written.push(String(chunk));
       return this.buffered === 0;
+    },
+    get writableEnded() {
+      return this.ended;
     },
     get writableLength() {
       return this.buffered;
@@ -258,6 +263,38 @@ const paged = (f: ReturnType<typeof fakes>, heartbeatMs: number) =>
     maxBufferBytes: 1_000_000,
     pageSize: 2,
   });
+
+describe('a response ended from outside (shutdown ends every stream)', () => {
+  it('writes nothing more to it, live events and heartbeats alike, and closes', async () => {
+    vi.useFakeTimers();
+    const f = fakes([event(1)]);
+    const live = stream(f, undefined, 1_000);
+    const serving = live.serve(() => undefined);
+    f.confirm();
+    await serving;
+    expect(live.state).toBe('live');
+    const before = f.written.length;
+    f.output.end();
+    f.publish(event(2, 'token', 1));
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(f.written.length).toBe(before);
+    expect(live.state).toBe('closed');
+    expect(f.releases()).toBe(1);
+  });
+
+  it('stops waiting for a subscription once closed, and lets it go when it comes', async () => {
+    const f = fakes([event(1)]);
+    const opened = vi.fn();
+    const live = stream(f, undefined, 60_000, { onOpen: opened });
+    const serving = live.serve(() => undefined);
+    live.close();
+    await serving;
+    expect(opened).not.toHaveBeenCalled();
+    f.confirm();
+    await vi.waitFor(() => expect(f.releases()).toBe(1));
+    expect(f.written).toEqual([]);
+  });
+});
 
 describe('replay in pages', () => {
   it('drops a client that takes no page for two heartbeats', async () => {

@@ -16,6 +16,8 @@ export interface StreamOutput {
   write(chunk: Buffer | string): boolean;
   /** Bytes written and not yet taken by the client. */
   readonly writableLength: number;
+  /** end() was called (by this stream, or by shutdown): a write now would throw. */
+  readonly writableEnded: boolean;
   /** A write returned false: 'drain' will come once the client has taken what is buffered. */
   readonly writableNeedDrain: boolean;
   /** Ends the response after what was written. */
@@ -118,9 +120,12 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
   // Set below, once the hub was asked: closing at any point lets go of the subscription.
   let subscribed: Promise<() => void> = Promise.resolve(() => {});
 
+  let closedNow: () => void = () => {};
+  const whenClosed = new Promise<void>((resolve) => (closedNow = resolve));
   const close = () => {
     if (state === 'closed') return;
     state = 'closed';
+    closedNow();
     clearInterval(heartbeat);
     void subscribed.then(
       (release) => release(),
@@ -156,6 +161,11 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
     }
     // Events that were received count as activity even when they produced no bytes.
     if (taken > 0) quiet = false;
+    // Ended from outside (shutdown ends every stream): a write after end throws in the process.
+    if (output.writableEnded) {
+      close();
+      return false;
+    }
     let flushed = true;
     if (frames.length > 0) {
       flushed = output.write(
@@ -197,6 +207,7 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
       } catch (e) {
         log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
         close();
+        if (output.writableEnded) return;
         const farewell = options.farewell?.();
         if (farewell) output.write(farewell);
         output.end();
@@ -243,12 +254,15 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
     },
 
     async serve(writeHead) {
-      await subscribed;
+      // A subscription can wait as long as Redis is away; a stream closed meanwhile (its client
+      // left, shutdown) stops waiting, and the subscription is let go whenever it comes.
+      await Promise.race([subscribed, whenClosed]);
       if (state === 'closed') return;
       // Pub/sub is best effort (a message published while the subscriber moves to another
       // cluster node is gone). The next event reveals a lost one; a lost last event has no next,
       // so a stream that stayed quiet for a whole heartbeat also re-reads the log.
       heartbeat = setInterval(() => {
+        if (output.writableEnded) return close();
         output.write(': ping\n\n');
         if (quiet && state === 'live') void replay();
         quiet = true;

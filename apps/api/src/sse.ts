@@ -62,6 +62,10 @@ export interface SseRegistry {
    * Returns its removal.
    */
   addWaiter(leave: () => void): () => void;
+  /**
+   * Ends every stream and waiter, and from then on each one registered: a request already past
+   * the shutdown gate may open its stream after this ran, and must not hold the server open.
+   */
   closeAll(): void;
 }
 
@@ -69,17 +73,28 @@ export interface SseRegistry {
 export function createSseRegistry(): SseRegistry {
   const open = new Map<Response, (() => string) | undefined>();
   const waiters = new Set<() => void>();
+  let closed = false;
   return {
-    add: (res, farewell) => void open.set(res, farewell),
+    add(res, farewell) {
+      open.set(res, farewell);
+      // Ended once its caller has written its head (it registers just before).
+      if (closed) queueMicrotask(() => res.end(farewell?.()));
+    },
     delete: (res) => open.delete(res),
     get size() {
       return open.size;
     },
     addWaiter(leave) {
+      if (closed) {
+        // Once its caller is waiting, so that it hears it.
+        queueMicrotask(leave);
+        return () => undefined;
+      }
       waiters.add(leave);
       return () => void waiters.delete(leave);
     },
     closeAll() {
+      closed = true;
       // Each stream's 'close' handler unregisters it (and updates the gauge).
       for (const [res, farewell] of [...open]) res.end(farewell?.());
       for (const leave of [...waiters]) leave();
