@@ -12,9 +12,10 @@ import {
   type StageName,
 } from '@askq/shared';
 import type { EventSink } from './event-sink.js';
+import { HAND_BACK } from './job-kit.js';
 
 /** Why an attempt was stopped before it ended by itself. */
-export type StopCause = 'refused' | 'timeout' | 'cancelled';
+export type StopCause = 'refused' | 'timeout' | 'cancelled' | 'handback';
 
 /** Milliseconds spent in each stage by this attempt (an escalation adds a second run). */
 export type StageTimings = Record<StageName, number>;
@@ -64,10 +65,10 @@ export interface AttemptOptions {
 }
 
 /**
- * Starts an attempt. One controller stops it, for the first of three causes: the log refused an
+ * Starts an attempt. One controller stops it, for the first of four causes: the log refused an
  * event (the question finished elsewhere, a cancel was recorded, or a later attempt took over),
  * JOB_TIMEOUT_MS passed (it bounds the whole question from enqueue, all attempts and waits
- * included), or BullMQ cancelled the job. One controller, not a signal per cause joined with
+ * included), BullMQ cancelled the job, or shutdown asked for it back. One controller, not a signal per cause joined with
  * AbortSignal.any: each signal costs, and this runs for every question.
  */
 export function createAttempt(options: AttemptOptions): Attempt {
@@ -83,7 +84,9 @@ export function createAttempt(options: AttemptOptions): Attempt {
     () => stopFor('timeout'),
     Math.max(1, q.enqueuedAt + options.jobTimeoutMs - Date.now()),
   );
-  const onCancel = () => stopFor('cancelled');
+  // BullMQ's signal carries a cancel of the job, or shutdown asking for it back (job-kit.ts).
+  const onCancel = () =>
+    stopFor(options.cancelSignal?.reason === HAND_BACK ? 'handback' : 'cancelled');
   options.cancelSignal?.addEventListener('abort', onCancel, { once: true });
   if (options.cancelSignal?.aborted) onCancel();
   const sink = options.openSink(() => stopFor('refused'));

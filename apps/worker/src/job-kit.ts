@@ -37,20 +37,46 @@ export function openWorker(
 }
 
 /**
- * Closes a worker: it takes no more jobs and waits for its active ones, at most `timeoutMs`
- * (BullMQ's close waits without a deadline), then hands the rest back to the queue.
+ * The reason a job's signal carries when shutdown stops it to hand it back: its processor then
+ * puts the job back in the queue for another worker, rather than end the question.
  */
-export async function closeWorker(worker: Worker, timeoutMs: number, log: Logger): Promise<void> {
+export const HAND_BACK = 'askq:hand-back';
+
+/**
+ * Closes a worker: it takes no more jobs and waits for its active ones, at most `drainMs`
+ * (BullMQ's close waits without a deadline). Then it stops the ones still running with
+ * {@link HAND_BACK}, and waits at most `handBackMs` more for their processors to hand them back.
+ * (BullMQ's `close(true)` would not do it: a second close only returns the first one's promise.)
+ */
+export async function closeWorker(
+  worker: Worker,
+  limits: { drainMs: number; handBackMs: number },
+  log: Logger,
+): Promise<void> {
+  const closing = worker.close();
+  if (await settlesWithin(closing, limits.drainMs)) return;
+  log.warn({ queue: worker.name }, 'active jobs did not finish in time; handing them back');
+  worker.cancelAllJobs(HAND_BACK);
+  if (await settlesWithin(closing, limits.handBackMs)) return;
+  // Their locks lapse once this process is gone, and another worker's stalled check takes them.
+  log.warn({ queue: worker.name }, 'jobs not handed back in time; leaving them to lapse');
+}
+
+/** Whether `work` settles within `ms`; the wait, not the work, is bounded. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), timeoutMs);
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
     timer.unref();
   });
   try {
-    if ((await Promise.race([worker.close(), late])) === 'late') {
-      log.warn({ queue: worker.name }, 'active jobs did not finish in time; handing them back');
-      await worker.close(true);
-    }
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,4 +1,4 @@
-import type { Job } from 'bullmq';
+import { WaitingError, type Job } from 'bullmq';
 import {
   JOBS,
   TERMINAL_STATUSES,
@@ -13,7 +13,7 @@ import {
   type RedisClient,
 } from '@askq/shared';
 import { createAnswering, type AnsweringDeps, type AnsweringSettings } from './answering.js';
-import { createAttempt } from './attempt.js';
+import { createAttempt, type Attempt } from './attempt.js';
 import { createEventSink } from './event-sink.js';
 import { createFinishing } from './finishing.js';
 import { payloadOf } from './job-kit.js';
@@ -50,10 +50,28 @@ export function createQuestionProcessor(deps: PipelineDeps) {
   const answering = createAnswering(deps);
   const finishing = createFinishing(deps);
 
+  /**
+   * Puts a job that shutdown stopped back in the queue, at once and without spending one of its
+   * attempts (BullMQ's WaitingError): clients hear `retry` (reason `worker_shutdown`) and drop
+   * the partial answer, and the next worker to take it starts the next attempt.
+   */
+  const handBack = async (job: Job, token: string | undefined, attempt: Attempt) => {
+    const next = attempt.number + 1;
+    await attempt.sink
+      .emit(
+        { event: 'retry', data: { attempt: next, reason: 'worker_shutdown' } },
+        { set: deps.questions.retryFields(next) },
+      )
+      .catch(() => undefined);
+    await job.moveToWait(token);
+    log.info({ questionId: attempt.q.id, attempt: attempt.number }, 'handed back at shutdown');
+    throw new WaitingError();
+  };
+
   // Three parameters: BullMQ passes the cancellation signal only to processors that declare it.
   return async function processQuestion(
     job: Job,
-    _token?: string,
+    token?: string,
     signal?: AbortSignal,
   ): Promise<{ status: QuestionStatus }> {
     const q = await payloadOf(job, JOBS.question.schema, log, 'question');
@@ -135,6 +153,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
       return { status: 'cancelled' };
     } catch (e) {
       if (attempt.stopCause === 'refused' && (await superseded())) return abandon();
+      if (attempt.stopCause === 'handback') return handBack(job, token, attempt);
       const attemptsLeft = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
       throw await finishing.fail(attempt, e, attemptsLeft, finishing.spent(attempt, queueMs));
     } finally {

@@ -353,7 +353,16 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   shutdown.add('bullmq workers', () => {
     draining = true;
     return Promise.all(
-      bullWorkers.map((w) => closeWorker(w, config.SHUTDOWN_TIMEOUT_MS * 0.8, log)),
+      bullWorkers.map((w) =>
+        closeWorker(
+          w,
+          {
+            drainMs: config.SHUTDOWN_TIMEOUT_MS * 0.7,
+            handBackMs: config.SHUTDOWN_TIMEOUT_MS * 0.2,
+          },
+          log,
+        ),
+      ),
     );
   });
   // Announced at once, so the API counts this worker's slots from its start; withdrawn first at
