@@ -79,6 +79,19 @@ describe('Redis outage', () => {
       expect(body.error.message).toMatch(/redis/);
       expect(body.error.details).toMatchObject({ chroma: 'ok' });
       expect((await fetch(`${askq.url}/healthz`)).status).toBe(200);
+      // The worker queues its commands while Redis is away; its probes and scrapes send none
+      // (they would wait in that queue, one set per probe, and a scrape would hang with them).
+      const worker = `http://127.0.0.1:${askq.worker!.metricsPort}`;
+      const bounded = { signal: AbortSignal.timeout(10_000) };
+      await vi.waitFor(
+        async () =>
+          expect(JSON.stringify(await (await fetch(`${worker}/readyz`, bounded)).json())).toMatch(
+            /redis":"down: not connected/,
+          ),
+        { timeout: 10_000, interval: 100 },
+      );
+      const scrape = await fetch(`${worker}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      expect(await scrape.text()).toMatch(/^askq_redis_memory_ratio\{[^}]*\} nan$/im);
 
       redis = await startRedisServer({ port, dataDir: data });
       await waitFor(async () => (await fetch(`${askq.url}/readyz`)).ok, {

@@ -49,6 +49,7 @@ export async function checkReadiness(
 
 /** Redis's memory use against its `maxmemory`, 0..1, the fullest node of a cluster; 0 without one. */
 export async function redisMemoryRatio(client: RedisClient): Promise<number> {
+  assertConnected(client);
   const nodes = 'nodes' in client ? client.nodes('master') : [client];
   const ratios = await Promise.all(
     nodes.map(async (node) => {
@@ -68,6 +69,7 @@ export async function redisMemoryRatio(client: RedisClient): Promise<number> {
  */
 export function redisProbe(client: RedisClient, warnRatio: number): ReadinessProbe {
   return async () => {
+    assertConnected(client);
     const [, ratio] = await Promise.all([assertRedisVersion(client), redisMemoryRatio(client)]);
     if (ratio >= warnRatio) {
       return `memory at ${Math.round(ratio * 100)}% of maxmemory; writes fail when it is full`;
@@ -95,4 +97,13 @@ export function registerRedisMemoryGauge(registry: Registry, client: RedisClient
       this.set(await redisMemoryRatio(client).catch(() => Number.NaN));
     },
   });
+}
+
+/**
+ * Throws unless the connection is up. A probe or a scrape must not send commands to a client
+ * that is reconnecting: they would wait in its offline queue until Redis is back, piling up one
+ * set per probe, and a scrape would hang with them (every other metric lost with it).
+ */
+function assertConnected(client: RedisClient): void {
+  if (client.status !== 'ready') throw new Error(`not connected (${client.status})`);
 }
