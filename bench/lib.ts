@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { startChromaServer } from '../scripts/lib/chroma-server.js';
 import { TERMINAL_EVENTS } from '../scripts/lib/event-stream.js';
 import { freePort } from '../scripts/lib/free-port.js';
-import { spawnManaged, waitFor, type ManagedProcess } from '../scripts/lib/managed-process.js';
+import {
+  answersOk,
+  spawnManaged,
+  waitFor,
+  type ManagedProcess,
+} from '../scripts/lib/managed-process.js';
 import { startRedisServer } from '../scripts/lib/redis-server.js';
 import { followStream } from './http-client.js';
 
@@ -126,7 +131,7 @@ export async function startBenchProcesses(
         logFile,
       },
     );
-    await waitFor(async () => (await fetch(probe)).ok, {
+    await waitFor(answersOk(probe), {
       timeoutMs: 60_000,
       what: name,
       exited: child.exited,

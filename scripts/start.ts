@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { loadConfig, ConfigError, withoutCredentials } from '@askq/shared';
 import { startChromaServer } from './lib/chroma-server.js';
 import { freePort, isPortFree } from './lib/free-port.js';
-import { spawnManaged, waitFor, type ManagedProcess } from './lib/managed-process.js';
+import { answersOk, spawnManaged, waitFor, type ManagedProcess } from './lib/managed-process.js';
 import { RedisServerMissingError, startRedisServer } from './lib/redis-server.js';
 
 if (existsSync('.env')) process.loadEnvFile('.env');
@@ -186,14 +186,13 @@ try {
     : listening.includes(':')
       ? `[${listening}]`
       : listening;
-  const answers = (url: string) => async () => (await fetch(url)).ok;
   await Promise.all([
-    waitFor(answers(`http://${probeHost}:${config.PORT}/readyz`), {
+    waitFor(answersOk(`http://${probeHost}:${config.PORT}/readyz`), {
       timeoutMs: 60_000,
       what: 'the API',
       exited: api.exited,
     }),
-    waitFor(answers(`http://${probeHost}:${config.WORKER_METRICS_PORT}/healthz`), {
+    waitFor(answersOk(`http://${probeHost}:${config.WORKER_METRICS_PORT}/healthz`), {
       timeoutMs: 120_000,
       what: 'the worker (it loads the sample corpus on first start)',
       exited: worker.exited,

@@ -167,6 +167,18 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 type Outcome = { kind: 'ready' | 'retry' | 'timeout' } | { kind: 'exited'; exit: unknown };
 
 /**
+ * A {@link waitFor} check: whether `url` answers 2xx, each try bounded by `timeoutMs` (a server
+ * that takes the connection and never answers would otherwise hold the wait to its deadline).
+ */
+export function answersOk(url: string, timeoutMs = 2_000): () => Promise<boolean> {
+  return async () => {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await response.body?.cancel();
+    return response.ok;
+  };
+}
+
+/**
  * Retries `check` (10 ms backoff doubling to 200 ms) until it returns true; rejects on timeout or
  * when `exited` settles first.
  */

@@ -3,7 +3,7 @@
 // keys or the sample corpus. Reads no env of its own and never exits: the caller does that.
 import { join } from 'node:path';
 import { freePort } from '../free-port.js';
-import { spawnManaged, waitFor } from '../managed-process.js';
+import { answersOk, spawnManaged, waitFor } from '../managed-process.js';
 
 /** A running private askq. */
 export interface LocalAskq {
@@ -55,13 +55,16 @@ export async function startLocalAskq(options: LocalAskqOptions): Promise<LocalAs
     },
   });
   const url = `http://127.0.0.1:${port}`;
-  const answers = (probe: string) => async () =>
-    (await fetch(probe, { signal: AbortSignal.timeout(2000) })).ok;
   const timeoutMs = options.startTimeoutMs ?? 180_000;
   try {
     await Promise.all([
-      waitFor(answers(`${url}/readyz`), { timeoutMs, what: 'askq', exited: child.exited, logFile }),
-      waitFor(answers(`http://127.0.0.1:${metricsPort}/healthz`), {
+      waitFor(answersOk(`${url}/readyz`), {
+        timeoutMs,
+        what: 'askq',
+        exited: child.exited,
+        logFile,
+      }),
+      waitFor(answersOk(`http://127.0.0.1:${metricsPort}/healthz`), {
         timeoutMs,
         what: "askq's worker",
         exited: child.exited,
