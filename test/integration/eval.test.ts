@@ -85,6 +85,30 @@ describe('the eval runner on the shipped fixtures', () => {
   });
 });
 
+describe('the eval runner on the sample corpus and its labelled set', () => {
+  it('answers every question and stays above its floors', async () => {
+    const sample = await loadDocuments([join(root, 'corpus/sample')]);
+    const ingested = await ingest({ url: askq.url, collection: 'sample', docs: sample.docs });
+    expect(ingested.failed).toEqual([]);
+    const labelled = await loadLabelledFile(join(root, 'test/fixtures/sample-questions.json'));
+    // Every labelled document is one of the corpus's, by the id `askq ingest` gives it.
+    const ids = new Set(sample.docs.map((d) => d.id));
+    expect(labelled.filter((q) => !ids.has(q.documentId))).toEqual([]);
+    const result = await runEval({
+      url: askq.url,
+      collection: 'sample',
+      questions: labelled,
+      corpus: sample.docs,
+    });
+    console.log(`askq eval, sample corpus:\n${formatTable(result)}`);
+    expect(result.askq.unanswered).toBe(0);
+    expect(result.notInCorpus).toBeUndefined();
+    expect(result.askq.recallAt4).toBeGreaterThanOrEqual(0.7);
+    expect(result.askq.mrr).toBeGreaterThanOrEqual(0.5);
+    expect(result.askq.validationRate).toBeGreaterThanOrEqual(0.5);
+  }, 120_000);
+});
+
 describe('askq eval, the command', () => {
   function run(args: string[]) {
     const child = spawn(
