@@ -66,7 +66,7 @@ export const WorkerConfig = BaseConfig.extend({
    * The lexical (BM25) ranking's share of hybrid retrieval's fused score, 0..1; the vector ranking
    * has the rest. 0 turns the lexical side off (vectors only).
    */
-  RETRIEVAL_LEXICAL_WEIGHT: z.coerce.number().min(0).max(1).default(0.5),
+  RETRIEVAL_LEXICAL_WEIGHT: z.coerce.number().min(0).max(1).default(0.4),
   /** Best retrieval similarity below which `auto` picks the smart model; default by embedder. */
   ROUTE_WEAK_SCORE: z.coerce.number().min(0).max(1).optional(),
   /** `strict` fails a question whose answer fails validation; `lenient` completes it flagged. */

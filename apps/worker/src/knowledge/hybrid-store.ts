@@ -62,13 +62,13 @@ export function createHybridStore(options: {
   vectors: VectorStore;
   lexical: LexicalIndex;
   log: Logger;
-  /** The lexical ranking's share of the fused score, 0..1 (0: vectors only). Default 0.5. */
+  /** The lexical ranking's share of the fused score, 0..1 (0: vectors only). Default 0.4. */
   lexicalWeight?: number;
   /** Candidates each side ranks for a question asking for topK (default: 4 x topK, >= 20). */
   poolSize?: (topK: number) => number;
 }): KnowledgeStore {
   const { vectors, lexical, log } = options;
-  const lexicalWeight = options.lexicalWeight ?? 0.5;
+  const lexicalWeight = options.lexicalWeight ?? 0.4;
   const poolOf = options.poolSize ?? ((topK: number) => Math.min(100, Math.max(20, topK * 4)));
 
   return {
