@@ -24,12 +24,19 @@ async function startBareExpress() {
     cwd: import.meta.dirname,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+  // Its port, or its exit if it dies first (a line that never comes would hang the bench).
+  const exited = once(child, 'exit');
+  const line = await Promise.race([
+    once(createInterface({ input: child.stdout }), 'line').then(([l]) => String(l)),
+    exited.then(([code]) => {
+      throw new Error(`bare Express exited (${String(code)}) before it listened`);
+    }),
+  ]);
   return {
     url: `http://127.0.0.1:${Number(line)}/echo`,
     async stop() {
-      child.kill();
-      await once(child, 'exit');
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      await exited;
     },
   };
 }
