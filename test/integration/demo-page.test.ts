@@ -89,10 +89,8 @@ function readingModel(req: FakeLlmRequest): { text: string; chunkDelayMs: number
   }
   const question = /^Question: (.*)$/m.exec(last)?.[1] ?? '';
   const [first] = promptSources(req);
-  const title = first?.title ?? '';
-  const text = first?.text.replace(/\s+/g, ' ') ?? '';
-  // The passage begins with its heading, flattened into the text: no sentence to quote.
-  const source = title && text.startsWith(title) ? text.slice(title.length) : text;
+  // The passage begins with its heading, a Markdown line of its own: no sentence to quote.
+  const source = (first?.text ?? '').replace(/^#{1,6} [^\n]*\n+/, '').replace(/\s+/g, ' ');
   const words = (text: string) => new Set(text.toLowerCase().match(/[a-z]+/g) ?? []);
   const asked = words(question);
   const shared = (sentence: string) => [...words(sentence)].filter((w) => asked.has(w)).length;
