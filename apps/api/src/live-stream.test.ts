@@ -121,6 +121,15 @@ const stream = (
     maxBufferBytes: 100,
   });
 
+/** A stream served until it is live: subscribed, the subscription confirmed, the log replayed. */
+async function served(f: ReturnType<typeof fakes>, heartbeatMs?: number) {
+  const live = stream(f, undefined, heartbeatMs);
+  const serving = live.serve(() => undefined);
+  f.confirm();
+  await serving;
+  return live;
+}
+
 afterEach(() => vi.useRealTimers());
 
 describe('createLiveStream', () => {
@@ -145,10 +154,7 @@ describe('createLiveStream', () => {
 
   it('reads the log again when a live event shows one was lost on the way', async () => {
     const f = fakes([event(1), event(2), event(3)]);
-    const live = stream(f);
-    const serving = live.serve(() => undefined);
-    f.confirm();
-    await serving;
+    const live = await served(f);
     f.logged.push(event(4), event(5));
     // 5 names 4 as its predecessor, and 4 never arrived.
     f.publish(event(5, 'token', 4));
@@ -159,10 +165,7 @@ describe('createLiveStream', () => {
 
   it('closes after a terminal event, ends the response and lets go of the subscription', async () => {
     const f = fakes([event(1)]);
-    const live = stream(f);
-    const serving = live.serve(() => undefined);
-    f.confirm();
-    await serving;
+    const live = await served(f);
     f.publish(event(2, 'completed', 1), event(3, 'token', 2));
     expect(live.state).toBe('closed');
     expect(f.output.ended).toBe(true);
@@ -173,10 +176,7 @@ describe('createLiveStream', () => {
   it('re-reads the log after a heartbeat with nothing sent, and after the hub resynced', async () => {
     vi.useFakeTimers();
     const f = fakes([event(1)]);
-    const live = stream(f, undefined, 1_000);
-    const serving = live.serve(() => undefined);
-    f.confirm();
-    await serving;
+    const live = await served(f, 1_000);
     f.logged.push(event(2));
     await vi.advanceTimersByTimeAsync(1_000); // the first beat: something was sent before it
     await vi.advanceTimersByTimeAsync(1_000); // a quiet one: the log is read again
@@ -190,10 +190,7 @@ describe('createLiveStream', () => {
 
   it('drops a client that cannot keep up, so it resumes from its last event', async () => {
     const f = fakes([]);
-    const live = stream(f);
-    const serving = live.serve(() => undefined);
-    f.confirm();
-    await serving;
+    const live = await served(f);
     f.output.buffered = 500;
     f.publish(event(1, 'token'));
     expect(live.state).toBe('closed');
@@ -268,10 +265,7 @@ describe('a response ended from outside (shutdown ends every stream)', () => {
   it('writes nothing more to it, live events and heartbeats alike, and closes', async () => {
     vi.useFakeTimers();
     const f = fakes([event(1)]);
-    const live = stream(f, undefined, 1_000);
-    const serving = live.serve(() => undefined);
-    f.confirm();
-    await serving;
+    const live = await served(f, 1_000);
     expect(live.state).toBe('live');
     const before = f.written.length;
     f.output.end();
