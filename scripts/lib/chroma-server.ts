@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { isPortFree } from './free-port.js';
-import { spawnManaged, waitFor } from './managed-process.js';
+import { answersOk, spawnManaged, waitFor } from './managed-process.js';
 import type { ManagedProcess } from './managed-process.js';
 
 /** Options for {@link startChromaServer}. */
@@ -41,7 +41,7 @@ export async function startChromaServer(options: ChromaServerOptions): Promise<C
   });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitFor(() => heartbeats(url), {
+    await waitFor(answersOk(`${url}/api/v2/heartbeat`), {
       timeoutMs: options.startTimeoutMs ?? 60_000,
       what: `chroma on port ${port}`,
       exited: child.exited,
@@ -52,13 +52,6 @@ export async function startChromaServer(options: ChromaServerOptions): Promise<C
     throw error;
   }
   return Object.assign(child, { url });
-}
-
-async function heartbeats(url: string): Promise<boolean> {
-  // A server that accepted the connection but hangs must not stall the start-up loop.
-  const response = await fetch(`${url}/api/v2/heartbeat`, { signal: AbortSignal.timeout(2000) });
-  await response.body?.cancel();
-  return response.ok;
 }
 
 /** The absolute path of the `chroma` CLI shipped in the chromadb npm package. */
