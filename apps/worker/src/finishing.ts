@@ -42,6 +42,17 @@ export function createFinishing(deps: { questions: QuestionStore; log: Logger })
     );
 
   /** Ends the question `cancelled` (a cancel was recorded); resolves whether this call did. */
+  /** Tells clients to drop the partial answer: another attempt follows (the question waits). */
+  const announceRetry = (attempt: Attempt, reason: string): Promise<unknown> => {
+    const next = attempt.number + 1;
+    return attempt.sink
+      .emit(
+        { event: 'retry', data: { attempt: next, reason } },
+        { set: questions.retryFields(next) },
+      )
+      .catch(() => undefined);
+  };
+
   const cancel = async (attempt: Attempt, spent: QuestionResult['timings']) => {
     const ended = await end(attempt, { status: 'cancelled' });
     if (ended) finished(attempt, 'cancelled', 'CANCELLED', spent);
@@ -63,6 +74,8 @@ export function createFinishing(deps: { questions: QuestionStore; log: Logger })
 
     cancel,
 
+    announceRetry,
+
     /**
      * Settles a failed attempt: a cancel ends the question `cancelled`; a passing fault with
      * attempts left announces the next one (`retry`, and the question waits `queued`); anything
@@ -82,13 +95,7 @@ export function createFinishing(deps: { questions: QuestionStore; log: Logger })
         return new UnrecoverableError('cancelled');
       }
       if (error.retryable && attemptsLeft) {
-        const next = attempt.number + 1;
-        await attempt.sink
-          .emit(
-            { event: 'retry', data: { attempt: next, reason: error.code } },
-            { set: questions.retryFields(next) },
-          )
-          .catch(() => undefined);
+        await announceRetry(attempt, error.code);
         log.warn(
           { questionId: q.id, attempt: attempt.number, code: error.code, err: error },
           'attempt failed; retrying',

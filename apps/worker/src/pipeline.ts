@@ -56,13 +56,7 @@ export function createQuestionProcessor(deps: PipelineDeps) {
    * the partial answer, and the next worker to take it starts the next attempt.
    */
   const handBack = async (job: Job, token: string | undefined, attempt: Attempt) => {
-    const next = attempt.number + 1;
-    await attempt.sink
-      .emit(
-        { event: 'retry', data: { attempt: next, reason: 'worker_shutdown' } },
-        { set: deps.questions.retryFields(next) },
-      )
-      .catch(() => undefined);
+    await finishing.announceRetry(attempt, 'worker_shutdown');
     await job.moveToWait(token);
     log.info({ questionId: attempt.q.id, attempt: attempt.number }, 'handed back at shutdown');
     throw new WaitingError();
