@@ -135,6 +135,16 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
   };
 
   /**
+   * Whether the response was ended from outside (shutdown ends every stream), closing the stream
+   * if so: checked before every write, since a write after end throws in the process.
+   */
+  const endedElsewhere = (): boolean => {
+    if (!output.writableEnded) return false;
+    close();
+    return true;
+  };
+
+  /**
    * Writes the events not sent yet, in one write; closes after a terminal event. A live event
    * whose predecessor is not the last one sent means pub/sub lost one: then the log is read
    * from there instead (resolves true when that happened).
@@ -161,11 +171,7 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
     }
     // Events that were received count as activity even when they produced no bytes.
     if (taken > 0) quiet = false;
-    // Ended from outside (shutdown ends every stream): a write after end throws in the process.
-    if (output.writableEnded) {
-      close();
-      return false;
-    }
+    if (endedElsewhere()) return false;
     let flushed = true;
     if (frames.length > 0) {
       flushed = output.write(
@@ -206,8 +212,8 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
         page = await options.events.read(id, lastSent, pageSize);
       } catch (e) {
         log.warn({ err: toError(e), questionId: id }, 'event log read failed; ending stream');
+        if (endedElsewhere()) return;
         close();
-        if (output.writableEnded) return;
         const farewell = options.farewell?.();
         if (farewell) output.write(farewell);
         output.end();
@@ -262,7 +268,7 @@ export function createLiveStream(options: LiveStreamOptions): LiveStream {
       // cluster node is gone). The next event reveals a lost one; a lost last event has no next,
       // so a stream that stayed quiet for a whole heartbeat also re-reads the log.
       heartbeat = setInterval(() => {
-        if (output.writableEnded) return close();
+        if (endedElsewhere()) return;
         output.write(': ping\n\n');
         if (quiet && state === 'live') void replay();
         quiet = true;
